@@ -1,0 +1,1 @@
+"""The executor role: claim due jobs, publish them through providers, record the outcome."""

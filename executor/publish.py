@@ -1,0 +1,349 @@
+"""One job from claim to recorded outcome (DESIGN §5-6).
+
+The claim's `lease_seq` is the fencing token: every later write filters on it, and a write that
+matches nothing means the lease was lost, so the run stops without touching the job again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from pymongo.errors import PyMongoError
+
+from executor.retry import Action, decide
+from shared.locks import RenewedLock
+from shared.logging import get_logger
+from shared.metrics import (
+    JOBS,
+    LATENESS,
+    LEASE_LOSSES,
+    PROVIDER_ERRORS,
+    PUBLISH_DURATION,
+    RATE_LIMIT_DEFERRALS,
+)
+from shared.models import Content, JobState, PostStatus
+from shared.notify import Notifier
+from shared.providers.base import (
+    AuthExpired,
+    Provider,
+    ProviderError,
+    Published,
+    PublishRequest,
+    Transient,
+)
+from shared.providers.registry import provider_for
+from shared.runtime import Runtime
+from shared.store import Doc
+
+log = get_logger(__name__)
+
+CLAIMABLE = (JobState.PENDING, JobState.STAGED, JobState.RETRY_WAIT)
+#: A queue entry may be popped this early (clock rounding) and still be claimed.
+EARLY_TOLERANCE = timedelta(milliseconds=50)
+
+
+class LeaseLost(Exception):
+    """A fenced write matched nothing: another node owns the job now."""
+
+
+class Publisher:
+    def __init__(self, rt: Runtime, notifier: Notifier) -> None:
+        self._rt = rt
+        self.notifier = notifier
+        self._providers: dict[str, Provider] = {}
+
+    def provider(self, platform: str) -> Provider:
+        if platform not in self._providers:
+            self._providers[platform] = provider_for(platform, self._rt.http)
+        return self._providers[platform]
+
+    async def run(self, job_id: str) -> None:
+        rt = self._rt
+        lock = RenewedLock(rt.redis, rt.keys.job_lock(job_id), rt.settings.lease_ttl_seconds)
+        if not await lock.acquire():
+            return
+        try:
+            try:
+                job = await self._claim(job_id, lock.token)
+            except PyMongoError:
+                # Not claimed, so still waiting: put it back rather than leave it to the sweep.
+                await rt.queue.stage(job_id, rt.clock.now_dt(), "high")
+                raise
+            if job is None:
+                return
+            with structlog.contextvars.bound_contextvars(job_id=job_id):
+                renewal = asyncio.create_task(self._renew_lease(job), name=f"lease {job_id}")
+                try:
+                    await Run(self, job).execute()
+                except LeaseLost:
+                    LEASE_LOSSES.inc()
+                    log.warning("lease_lost", lease_seq=job["lease_seq"])
+                finally:
+                    renewal.cancel()
+        finally:
+            await lock.release()
+
+    async def _claim(self, job_id: str, token: str) -> Doc | None:
+        rt = self._rt
+        now = rt.clock.now_dt()
+        return await rt.jobs.transition(
+            job_id,
+            expect=CLAIMABLE,
+            to=JobState.RUNNING,
+            reason="claimed",
+            extra_filter={"due_at": {"$lte": now + EARLY_TOLERANCE}},
+            set_fields={
+                "lease": {"node_id": rt.settings.node_id, "token": token,
+                          "expires_at": now + timedelta(seconds=rt.settings.lease_ttl_seconds)},
+                "claimed_at": now,
+            },
+            inc={"lease_seq": 1},
+        )
+
+    async def _renew_lease(self, job: Doc) -> None:
+        """Push the MongoDB lease expiry forward while the job runs; a miss means it was lost."""
+        rt = self._rt
+        ttl = rt.settings.lease_ttl_seconds
+        while True:
+            await asyncio.sleep(ttl / 3)
+            expires = rt.clock.now_dt() + timedelta(seconds=ttl)
+            try:
+                result = await rt.store.jobs.update_one(
+                    {"_id": job["_id"], "lease_seq": job["lease_seq"]},
+                    {"$set": {"lease.expires_at": expires}},
+                )
+            except Exception as exc:
+                log.warning("lease_renewal_failed", error=type(exc).__name__)
+                continue
+            if result.matched_count == 0:
+                return
+
+
+class Run:
+    """The steps of one claimed job; every write is fenced on the claim's lease_seq."""
+
+    def __init__(self, publisher: Publisher, job: Doc) -> None:
+        self.p = publisher
+        self.rt = publisher._rt
+        self.job = job
+        self.fence: int = job["lease_seq"]
+        self.started = self.rt.clock.now_dt()
+
+    async def move(self, to: JobState, reason: str, expect: JobState = JobState.RUNNING,
+                   **kw: Any) -> Doc:
+        doc = await self.rt.jobs.transition(
+            self.job["_id"], expect=[expect], to=to, reason=reason, fence=self.fence, **kw
+        )
+        if doc is None:
+            raise LeaseLost(self.job["_id"])
+        return doc
+
+    def attempt(self, outcome: str, error: str | None = None) -> dict[str, Any]:
+        return {"attempts": {
+            "n": len(self.job.get("attempts", [])) + 1,
+            "node_id": self.rt.settings.node_id,
+            "started_at": self.started,
+            "finished_at": self.rt.clock.now_dt(),
+            "outcome": outcome,
+            "error": error,
+        }}
+
+    async def execute(self) -> None:
+        rt, job = self.rt, self.job
+        post = await rt.store.posts.find_one({"_id": job["post_id"]})
+        if post is None or post["status"] in (PostStatus.CANCELLED, PostStatus.COMPLETED):
+            await self.move(JobState.CANCELLED, "post cancelled", unset=["lease"],
+                            push=self.attempt("cancelled"))
+            JOBS.labels(outcome="cancelled").inc()
+            return
+        if post["status"] == PostStatus.PAUSED:
+            await self.move(JobState.PENDING, "post paused", unset=["lease"])
+            return
+        if await self._missed(post):
+            return
+        account = await rt.store.accounts.find_one({"_id": job["account_id"]})
+        if account is None or account.get("status", "active") != "active":
+            await self._fail(post, "account missing or disabled", expect=JobState.RUNNING)
+            return
+        if await self._over_budget(account):
+            return
+        content = Content.model_validate(job.get("content_override") or post["content"])
+        request = PublishRequest(
+            job_id=job["_id"], post_id=job["post_id"], account_id=job["account_id"],
+            scheduled_for=job["scheduled_for"], content=content,
+            config=account.get("config", {}), credentials=rt.box.open(account["credentials_enc"]),
+        )
+        await self.move(JobState.PUBLISHING, "publishing",
+                        set_fields={"publishing_at": rt.clock.now_dt()})
+        await self._publish(post, account, request)
+
+    async def _missed(self, post: Doc) -> bool:
+        rt, job = self.rt, self.job
+        now = rt.clock.now_dt()
+        late = (now - job["due_at"]).total_seconds()
+        reason = None
+        if late > post.get("misfire_grace_seconds", 3600) and not post.get("publish_late"):
+            reason = "misfire grace exceeded"
+        elif post.get("recurring") and late > 0:
+            newer = await rt.store.jobs.find_one(
+                {"post_id": job["post_id"], "account_id": job["account_id"],
+                 "scheduled_for": {"$gt": job["scheduled_for"], "$lte": now},
+                 "state": {"$ne": str(JobState.CANCELLED)}},
+                projection={"_id": 1},
+            )
+            if newer is not None:
+                reason = "coalesced"
+        if reason is None:
+            return False
+        await self.move(JobState.MISSED, reason, unset=["lease"],
+                        push=self.attempt("missed", reason))
+        JOBS.labels(outcome="missed").inc()
+        log.warning("job_missed", reason=reason, late_seconds=round(late, 3))
+        await self.p.notifier.notify("job.missed", self._payload(reason))
+        await self._settle_post(post)
+        return True
+
+    async def _over_budget(self, account: Doc) -> bool:
+        per_minute = (account.get("rate_limit") or {}).get("per_minute")
+        if not per_minute:
+            return False
+        wait = await self.rt.budgets.take(f"account:{account['_id']}", float(per_minute))
+        if wait <= 0:
+            return False
+        RATE_LIMIT_DEFERRALS.labels(platform=account["platform"], source="budget").inc()
+        await self._reschedule(JobState.RUNNING, JobState.STAGED, "over budget",
+                               self.rt.clock.now_dt() + timedelta(seconds=wait), consumed=False)
+        return True
+
+    async def _publish(self, post: Doc, account: Doc, request: PublishRequest) -> None:
+        rt, job = self.rt, self.job
+        provider = self.p.provider(account["platform"])
+        if not job.get("attempts"):
+            LATENESS.observe(max(0.0, rt.clock.now() - job["scheduled_for"].timestamp()))
+        started = time.monotonic()
+        try:
+            try:
+                result = await provider.publish(request)
+            except AuthExpired:
+                request = await self._refreshed(provider, account, request)
+                result = await provider.publish(request)
+        except AuthExpired as exc:
+            await self._handle_error(post, Transient(f"auth still expired after refresh: {exc}"))
+        except ProviderError as exc:
+            await self._handle_error(post, exc)
+        else:
+            await self._succeed(post, result)
+        finally:
+            PUBLISH_DURATION.labels(platform=account["platform"]).observe(
+                time.monotonic() - started)
+
+    async def _refreshed(self, provider: Provider, account: Doc,
+                         request: PublishRequest) -> PublishRequest:
+        """Refresh the account's token once, single-flight across the cluster."""
+        rt = self.rt
+        lock = RenewedLock(rt.redis, rt.keys.refresh_lock(account["_id"]), ttl=30)
+        if await lock.acquire():
+            try:
+                credentials = await provider.refresh(request.credentials)
+                await rt.store.accounts.update_one(
+                    {"_id": account["_id"]},
+                    {"$set": {"credentials_enc": rt.box.seal(credentials),
+                              "updated_at": rt.clock.now_dt()}},
+                )
+            finally:
+                await lock.release()
+        else:
+            await self._wait_for_refresh(account["_id"])
+            fresh = await rt.store.accounts.find_one({"_id": account["_id"]})
+            credentials = rt.box.open((fresh or account)["credentials_enc"])
+        return PublishRequest(**{**request.__dict__, "credentials": credentials})
+
+    async def _wait_for_refresh(self, account_id: str) -> None:
+        """Another node holds the refresh lock: poll until it lets go (bounded by its ttl)."""
+        key = self.rt.keys.refresh_lock(account_id)
+        for _ in range(300):
+            if not await self.rt.redis.exists(key):
+                return
+            await asyncio.sleep(0.1)
+
+    async def _succeed(self, post: Doc, result: Published) -> None:
+        await self.move(
+            JobState.SUCCEEDED, "published", expect=JobState.PUBLISHING, unset=["lease"],
+            set_fields={"result": {"platform_post_id": result.platform_post_id,
+                                   "url": result.url},
+                        "next_attempt_at": None},
+            push=self.attempt("succeeded"),
+        )
+        JOBS.labels(outcome="succeeded").inc()
+        log.info("job_published", platform_post_id=result.platform_post_id)
+        await self._settle_post(post)
+
+    async def _handle_error(self, post: Doc, error: ProviderError) -> None:
+        rt, job = self.rt, self.job
+        platform = job["platform"]
+        PROVIDER_ERRORS.labels(platform=platform, error_class=error.error_class).inc()
+        decision = decide(
+            error,
+            failed_tries=job.get("attempt_count", 0),
+            max_retries=rt.settings.retry_max_attempts,
+            base_seconds=rt.settings.retry_base_seconds,
+            now=rt.clock.now_dt(),
+        )
+        message = f"{error.error_class}: {error}"
+        if decision.action == Action.FAIL:
+            await self._fail(post, message, expect=JobState.PUBLISHING)
+            return
+        if decision.action == Action.DEFER:
+            RATE_LIMIT_DEFERRALS.labels(platform=platform, source="platform").inc()
+        assert decision.run_at is not None
+        await self._reschedule(JobState.PUBLISHING, JobState.RETRY_WAIT, message,
+                               decision.run_at, consumed=decision.consumes_attempt,
+                               outcome=error.error_class)
+        JOBS.labels(outcome="deferred" if decision.action == Action.DEFER else "retried").inc()
+
+    async def _reschedule(self, expect: JobState, to: JobState, reason: str, run_at: datetime,
+                          *, consumed: bool, outcome: str | None = None) -> None:
+        doc = await self.move(
+            to, reason, expect=expect, unset=["lease"],
+            set_fields={"due_at": run_at, "next_attempt_at": run_at, "error": reason},
+            inc={"attempt_count": 1} if consumed else None,
+            push=self.attempt(outcome, reason) if outcome else None,
+        )
+        await self.rt.queue.stage(doc["_id"], run_at, doc.get("priority", "normal"))
+
+    async def _fail(self, post: Doc, message: str, *, expect: JobState) -> None:
+        await self.move(JobState.FAILED, message, expect=expect, unset=["lease"],
+                        set_fields={"error": message}, push=self.attempt("failed", message))
+        JOBS.labels(outcome="failed").inc()
+        log.warning("job_failed", error=message)
+        await self.rt.store.posts.update_one(
+            {"_id": post["_id"], "status": str(PostStatus.SCHEDULED)},
+            {"$set": {"status": str(PostStatus.ERROR), "updated_at": self.rt.clock.now_dt()}},
+        )
+        await self.p.notifier.notify("job.failed", self._payload(message))
+
+    async def _settle_post(self, post: Doc) -> None:
+        """A one-off post whose jobs are all finished is completed."""
+        if post.get("recurring"):
+            return
+        rt = self.rt
+        unfinished = await rt.store.jobs.find_one(
+            {"post_id": post["_id"], "state": {"$nin": [str(s) for s in (
+                JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.MISSED)]}},
+            projection={"_id": 1},
+        )
+        if unfinished is None:
+            await rt.store.posts.update_one(
+                {"_id": post["_id"], "status": str(PostStatus.SCHEDULED)},
+                {"$set": {"status": str(PostStatus.COMPLETED), "updated_at": rt.clock.now_dt()}},
+            )
+
+    def _payload(self, error: str) -> dict[str, Any]:
+        job = self.job
+        return {"job_id": job["_id"], "post_id": job["post_id"],
+                "account_id": job["account_id"], "platform": job["platform"],
+                "scheduled_for": job["scheduled_for"].isoformat(), "error": error}

@@ -1,0 +1,126 @@
+"""The claim loop: pop due jobs (high lane first) into free slots, and otherwise sleep until the
+earliest due time, woken early by a pub/sub message when something earlier is staged."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from pymongo.errors import PyMongoError
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from executor.publish import Publisher
+from shared.logging import get_logger
+from shared.metrics import JOBS_IN_FLIGHT
+from shared.runtime import Runtime
+
+log = get_logger(__name__)
+
+#: Longest sleep between polls: bounds the delay after a lost wake-up message or a flushed Redis.
+MAX_SLEEP = 1.0
+ERROR_BACKOFF = 1.0
+
+
+class Worker:
+    def __init__(self, rt: Runtime, publisher: Publisher, concurrency: int) -> None:
+        self._rt = rt
+        self._publisher = publisher
+        self._concurrency = concurrency
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._store_suspect = False
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen(), name="wake listener")
+        try:
+            while not self._stopping:
+                await self._cycle()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _cycle(self) -> None:
+        free = self._concurrency - len(self._in_flight)
+        if free <= 0:
+            await self._sleep(MAX_SLEEP)
+            return
+        if self._store_suspect and not await self._store_available():
+            await asyncio.sleep(ERROR_BACKOFF)
+            return
+        self._wake.clear()
+        try:
+            popped = await self._rt.queue.pop(free)
+        except (RedisError, OSError) as exc:
+            log.warning("pop_failed", error=type(exc).__name__)
+            await asyncio.sleep(ERROR_BACKOFF)
+            return
+        for job_id in popped.job_ids:
+            self._start(job_id)
+        if len(popped.job_ids) == free:
+            return
+        if popped.next_due_ms is None:
+            await self._sleep(MAX_SLEEP)
+        else:
+            await self._sleep(max(0.0, (popped.next_due_ms - popped.now_ms) / 1000))
+
+    async def _store_available(self) -> bool:
+        """After a MongoDB error, claiming waits for a ping: while MongoDB is unreachable the
+        queue is left untouched instead of being drained into failed claims."""
+        try:
+            await asyncio.wait_for(self._rt.store.ping(), 5)
+        except (PyMongoError, TimeoutError, OSError) as exc:
+            log.warning("store_unavailable", error=type(exc).__name__)
+            return False
+        self._store_suspect = False
+        return True
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), min(seconds, MAX_SLEEP))
+
+    def _start(self, job_id: str) -> None:
+        task = asyncio.create_task(self._guarded(job_id), name=f"job {job_id}")
+        self._in_flight.add(task)
+        JOBS_IN_FLIGHT.set(len(self._in_flight))
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        JOBS_IN_FLIGHT.set(len(self._in_flight))
+        self._wake.set()
+
+    async def _guarded(self, job_id: str) -> None:
+        """A failure here leaves the job to the lease expiry and the recovery sweep."""
+        try:
+            await self._publisher.run(job_id)
+        except PyMongoError as exc:
+            self._store_suspect = True
+            log.warning("job_interrupted", job_id=job_id, error=type(exc).__name__)
+        except (RedisError, OSError) as exc:
+            log.warning("job_interrupted", job_id=job_id, error=type(exc).__name__)
+        except Exception:
+            log.exception("job_crashed", job_id=job_id)
+
+    async def _listen(self) -> None:
+        """Wake the loop on every staging message; resubscribe after Redis comes back."""
+        while True:
+            pubsub: PubSub = self._rt.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._rt.keys.wake)
+                async for _message in pubsub.listen():
+                    self._wake.set()
+            except (RedisError, OSError):
+                await asyncio.sleep(ERROR_BACKOFF)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.reset()
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Stop popping and give in-flight jobs up to `grace_seconds` to finish."""
+        self._stopping = True
+        self._wake.set()
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=grace_seconds)

@@ -1,0 +1,1 @@
+"""The recovery role: verification sweeps for stuck, missed and half-published jobs."""

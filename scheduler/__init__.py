@@ -1,0 +1,1 @@
+"""The scheduler role: leader election, the window check, cron materialisation, the admin API."""

@@ -1,0 +1,66 @@
+"""The scheduler role: every node serves the admin API and publishes queue gauges; the elected
+leader runs the window check at once and then every interval."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
+
+from scheduler.api import add_api_routes
+from scheduler.election import Election
+from scheduler.window import window_check
+from shared.logging import get_logger
+from shared.metrics import OLDEST_PENDING_AGE, OVERDUE, QUEUE_DEPTH
+from shared.runtime import Runtime
+
+log = get_logger(__name__)
+
+GAUGE_SECONDS = 5.0
+RETRY_SECONDS = 5.0
+
+
+class SchedulerRole:
+    name = "scheduler"
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._election = Election(rt, self._lead)
+
+    def add_routes(self, app: web.Application) -> None:
+        add_api_routes(app)
+
+    async def run(self) -> None:
+        self._rt.spawn(self._publish_gauges(), "queue gauges")
+        await self._election.run()
+
+    async def stop(self) -> None:
+        await self._election.stop()
+
+    async def _lead(self, epoch: int) -> None:
+        """The leader's work: a window check now, then every interval; a failed check is
+        retried soon rather than an interval later."""
+        while True:
+            try:
+                await window_check(self._rt, epoch)
+                delay = self._rt.settings.window_interval_seconds
+            except (PyMongoError, RedisError, OSError) as exc:
+                log.warning("window_check_failed", error=type(exc).__name__)
+                delay = min(RETRY_SECONDS, self._rt.settings.window_interval_seconds)
+            await asyncio.sleep(delay)
+
+    async def _publish_gauges(self) -> None:
+        while True:
+            try:
+                depth = await self._rt.queue.depth()
+                now_ms = self._rt.clock.now_ms()
+                overdue, oldest = await self._rt.queue.overdue(now_ms)
+                for lane, count in depth.items():
+                    QUEUE_DEPTH.labels(lane=lane).set(count)
+                OVERDUE.set(overdue)
+                OLDEST_PENDING_AGE.set(0 if oldest is None else (now_ms - oldest) / 1000)
+            except (RedisError, OSError) as exc:
+                log.debug("gauges_not_updated", error=type(exc).__name__)
+            await asyncio.sleep(GAUGE_SECONDS)

@@ -1,0 +1,1 @@
+"""Herald's shared foundation: configuration, logging, metrics, clock, models, stores, providers."""

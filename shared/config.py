@@ -1,0 +1,144 @@
+"""Settings read from the environment, validated once at start-up.
+
+The variable names are part of the deployment contract (API.md), so every field carries its
+exact name as an alias; a bad value is reported by that name, never by the Python field name.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Annotated, Literal
+
+from croniter import croniter
+from cryptography.fernet import Fernet
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+def _default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=False, frozen=True)
+
+    # repr=False: URLs may embed passwords, and settings objects end up in tracebacks.
+    mongodb_uri: str = Field(
+        validation_alias=AliasChoices("MONGODB_URI", "HERALD_MONGODB_URI"), repr=False
+    )
+    redis_url: str = Field(
+        validation_alias=AliasChoices("REDIS_URL", "HERALD_REDIS_URL"), repr=False
+    )
+    admin_token: str = Field(validation_alias="HERALD_ADMIN_TOKEN", min_length=8, repr=False)
+    secret_key: str = Field(validation_alias="HERALD_SECRET_KEY", repr=False)
+    mongodb_db: str = Field("herald", validation_alias="HERALD_MONGODB_DB", min_length=1)
+    node_id: str = Field(default_factory=_default_node_id, validation_alias="HERALD_NODE_ID")
+    cluster_name: str = Field(
+        "main", validation_alias="HERALD_CLUSTER_NAME", pattern=r"^[A-Za-z0-9_.-]{1,64}$"
+    )
+    leader_ttl_seconds: PositiveSeconds = Field(10, validation_alias="HERALD_LEADER_TTL_SECONDS")
+    lease_ttl_seconds: PositiveSeconds = Field(60, validation_alias="HERALD_LEASE_TTL_SECONDS")
+    window_interval_seconds: PositiveSeconds = Field(
+        3600, validation_alias="HERALD_WINDOW_INTERVAL_SECONDS"
+    )
+    window_margin_seconds: Annotated[float, Field(ge=0)] = Field(
+        300, validation_alias="HERALD_WINDOW_MARGIN_SECONDS"
+    )
+    light_sweep_seconds: PositiveSeconds = Field(300, validation_alias="HERALD_LIGHT_SWEEP_SECONDS")
+    full_sweep_cron: str = Field("30 3 * * *", validation_alias="HERALD_FULL_SWEEP_CRON")
+    executor_concurrency: int = Field(
+        32, ge=1, le=4096, validation_alias="HERALD_EXECUTOR_CONCURRENCY"
+    )
+    retry_base_seconds: PositiveSeconds = Field(60, validation_alias="HERALD_RETRY_BASE_SECONDS")
+    retry_max_attempts: int = Field(3, ge=1, le=100, validation_alias="HERALD_RETRY_MAX_ATTEMPTS")
+    notify_webhook_url: str | None = Field(None, validation_alias="HERALD_NOTIFY_WEBHOOK_URL")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", validation_alias="HERALD_LOG_LEVEL"
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongodb_scheme(cls, value: str) -> str:
+        if not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_keys(cls, value: str) -> str:
+        keys = [k.strip() for k in value.split(",") if k.strip()]
+        if not keys:
+            raise ValueError("needs at least one Fernet key")
+        for key in keys:
+            try:
+                Fernet(key)
+            except ValueError as exc:
+                raise ValueError("each key must be 32 url-safe base64-encoded bytes") from exc
+        return value
+
+    @field_validator("full_sweep_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not croniter.is_valid(value):
+            raise ValueError("not a valid cron expression")
+        return value
+
+    @field_validator("notify_webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @property
+    def horizon_seconds(self) -> float:
+        """How far ahead the window check stages: one interval plus a safety margin."""
+        return self.window_interval_seconds + self.window_margin_seconds
+
+
+class SettingsError(Exception):
+    """A bad or missing setting, described in one line that names the variable."""
+
+
+def _alias_of(field: str) -> str:
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return str(alias) if alias else field.upper()
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "settings"
+    head = str(loc[0])
+    if head in Settings.model_fields:
+        return _alias_of(head)
+    return head
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; raise SettingsError naming the first offending variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = _field_name(tuple(first["loc"]))
+        message = "is required" if first["type"] == "missing" else first["msg"]
+        raise SettingsError(f"{name}: {message}") from None

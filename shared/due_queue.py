@@ -1,0 +1,80 @@
+"""The due queue: one Redis sorted set per priority lane, scored by due time in ms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis.asyncio import Redis
+
+from shared.keys import LANES, Keys
+from shared.lua import Scripts
+from shared.models import Priority
+
+
+@dataclass(frozen=True)
+class Popped:
+    now_ms: int
+    #: Due time of the earliest member left in any lane, or None when the queue is empty.
+    next_due_ms: int | None
+    job_ids: list[str]
+
+
+class DueQueue:
+    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._scripts = scripts
+
+    async def stage(self, job_id: str, due: datetime, priority: Priority | str) -> None:
+        score = int(due.timestamp() * 1000)
+        await self._scripts.stage(keys=[self._keys.lane(priority), self._keys.wake],
+                                  args=[score, job_id])
+
+    async def pop(self, limit: int) -> Popped:
+        raw = await self._scripts.pop_due(keys=self._keys.lanes, args=[limit])
+        now_ms, next_due = int(raw[0]), int(raw[1])
+        ids = [r.decode() if isinstance(r, bytes) else str(r) for r in raw[2:]]
+        return Popped(now_ms, None if next_due < 0 else next_due, ids)
+
+    async def remove(self, job_id: str) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in self._keys.lanes:
+                pipe.zrem(key, job_id)
+            await pipe.execute()
+
+    async def contains(self, job_ids: list[str]) -> set[str]:
+        """Which of these ids are in any lane (one pipelined ZMSCORE per lane)."""
+        if not job_ids:
+            return set()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in self._keys.lanes:
+                pipe.zmscore(key, job_ids)
+            results = await pipe.execute()
+        present: set[str] = set()
+        for scores in results:
+            present.update(j for j, s in zip(job_ids, scores, strict=True) if s is not None)
+        return present
+
+    async def depth(self) -> dict[str, int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in self._keys.lanes:
+                pipe.zcard(key)
+            counts = await pipe.execute()
+        return {p.value: int(c) for p, c in zip(LANES, counts, strict=True)}
+
+    async def overdue(self, now_ms: int) -> tuple[int, int | None]:
+        """(count of members due before now, due time of the oldest), across lanes."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in self._keys.lanes:
+                pipe.zcount(key, "-inf", now_ms)
+                pipe.zrange(key, 0, 0, withscores=True)
+            results = await pipe.execute()
+        count, oldest = 0, None
+        for i in range(0, len(results), 2):
+            count += int(results[i])
+            head = results[i + 1]
+            if head and head[0][1] <= now_ms:
+                score = int(head[0][1])
+                oldest = score if oldest is None else min(oldest, score)
+        return count, oldest

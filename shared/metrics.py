@@ -1,0 +1,85 @@
+"""Every Prometheus metric Herald exports, in one registry; base units, no per-job labels."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+LATENESS_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600,
+)
+
+JOBS = Counter(
+    "herald_jobs",
+    "Job outcomes (succeeded, failed, retried, deferred, missed, unconfirmed, cancelled).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+LATENESS = Histogram(
+    "herald_job_lateness_seconds",
+    "Platform call start minus scheduled time, for each publish attempt's first try.",
+    buckets=LATENESS_BUCKETS,
+    registry=REGISTRY,
+)
+PUBLISH_DURATION = Histogram(
+    "herald_publish_duration_seconds",
+    "Duration of the platform call.",
+    ["platform"],
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    "herald_due_queue_depth", "Jobs staged in the Redis due queue.", ["lane"], registry=REGISTRY
+)
+OVERDUE = Gauge(
+    "herald_overdue_jobs", "Staged jobs whose due time has passed.", registry=REGISTRY
+)
+OLDEST_PENDING_AGE = Gauge(
+    "herald_oldest_pending_age_seconds",
+    "Age past due of the oldest job not yet started.",
+    registry=REGISTRY,
+)
+LEADER = Gauge("herald_leader", "1 while this node is the scheduler leader.", registry=REGISTRY)
+LEADER_TRANSITIONS = Counter(
+    "herald_leader_transitions",
+    "Times this node gained or lost leadership.",
+    ["direction"],
+    registry=REGISTRY,
+)
+LEASE_LOSSES = Counter(
+    "herald_lease_losses", "Fenced writes that matched nothing: the lease was lost.",
+    registry=REGISTRY,
+)
+SWEEP_REPAIRS = Counter(
+    "herald_sweep_repairs", "Repairs made by recovery sweeps.", ["reason"], registry=REGISTRY
+)
+SWEEP_DURATION = Histogram(
+    "herald_sweep_duration_seconds", "Duration of recovery sweeps.", ["kind"], registry=REGISTRY
+)
+SWEEP_LAST_SUCCESS = Gauge(
+    "herald_sweep_last_success_timestamp_seconds",
+    "Unix time of the last successful sweep.",
+    ["kind"],
+    registry=REGISTRY,
+)
+RATE_LIMIT_DEFERRALS = Counter(
+    "herald_rate_limit_deferrals",
+    "Jobs deferred by a local budget or a platform 429.",
+    ["platform", "source"],
+    registry=REGISTRY,
+)
+PROVIDER_ERRORS = Counter(
+    "herald_provider_errors",
+    "Provider errors by class.",
+    ["platform", "error_class"],
+    registry=REGISTRY,
+)
+WINDOW_CHECKS = Counter(
+    "herald_window_checks", "Window checks run by the leader.", registry=REGISTRY
+)
+JOBS_STAGED = Counter(
+    "herald_jobs_staged", "Jobs put into the due queue.", ["source"], registry=REGISTRY
+)
+JOBS_IN_FLIGHT = Gauge(
+    "herald_jobs_in_flight", "Jobs this executor is running now.", registry=REGISTRY
+)

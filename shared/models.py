@@ -1,0 +1,193 @@
+"""The domain vocabulary: states, post content and schedules, and the stored shapes of
+accounts, posts and jobs. API request and response schemas build on these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bson import ObjectId
+from croniter import croniter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+    model_validator,
+)
+
+
+def new_id() -> str:
+    """Time-ordered string ids, so `?after=<id>` pagination follows creation order."""
+    return str(ObjectId())
+
+
+def utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+class PostStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    STAGED = "staged"
+    RUNNING = "running"
+    PUBLISHING = "publishing"
+    SUCCEEDED = "succeeded"
+    RETRY_WAIT = "retry_wait"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    MISSED = "missed"
+    UNCONFIRMED = "unconfirmed"
+
+
+TERMINAL_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.MISSED}
+)
+WAITING_STATES = frozenset({JobState.PENDING, JobState.STAGED, JobState.RETRY_WAIT})
+ACTIVE_STATES = frozenset({JobState.RUNNING, JobState.PUBLISHING})
+UNFINISHED_STATES = WAITING_STATES | ACTIVE_STATES | {JobState.UNCONFIRMED}
+
+#: The state machine of DESIGN §2: every transition leaves one of these states for another.
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.PENDING: frozenset({JobState.STAGED, JobState.RUNNING, JobState.CANCELLED,
+                                 JobState.MISSED}),
+    JobState.STAGED: frozenset({JobState.PENDING, JobState.RUNNING, JobState.CANCELLED,
+                                JobState.MISSED}),
+    JobState.RUNNING: frozenset({JobState.PUBLISHING, JobState.PENDING, JobState.STAGED,
+                                 JobState.RETRY_WAIT, JobState.FAILED, JobState.CANCELLED,
+                                 JobState.MISSED}),
+    JobState.PUBLISHING: frozenset({JobState.SUCCEEDED, JobState.RETRY_WAIT, JobState.FAILED,
+                                    JobState.UNCONFIRMED, JobState.STAGED}),
+    JobState.RETRY_WAIT: frozenset({JobState.STAGED, JobState.RUNNING, JobState.CANCELLED,
+                                    JobState.PENDING}),
+    JobState.UNCONFIRMED: frozenset({JobState.SUCCEEDED, JobState.STAGED, JobState.PENDING}),
+    JobState.FAILED: frozenset({JobState.STAGED, JobState.PENDING}),
+    JobState.MISSED: frozenset({JobState.STAGED, JobState.PENDING}),
+    JobState.CANCELLED: frozenset({JobState.STAGED, JobState.PENDING}),
+    JobState.SUCCEEDED: frozenset({JobState.STAGED, JobState.PENDING}),
+}
+
+
+def can_transition(source: JobState, target: JobState) -> bool:
+    return target in TRANSITIONS[source]
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    NORMAL = "normal"
+
+
+class OnUnknown(StrEnum):
+    RETRY = "retry"
+    REVIEW = "review"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class Media(Strict):
+    url: HttpUrl
+    alt: Annotated[str, Field(max_length=1500)] = ""
+    mime_type: Annotated[str, Field(pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$")] | None = None
+
+
+class ThreadItem(Strict):
+    text: Annotated[str, Field(min_length=1, max_length=100_000)]
+    media: Annotated[list[Media], Field(max_length=20)] = []
+
+
+class Content(Strict):
+    text: Annotated[str, Field(max_length=100_000)]
+    media: Annotated[list[Media], Field(max_length=20)] = []
+    thread: Annotated[list[ThreadItem], Field(max_length=50)] = []
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Content:
+        if not self.text.strip() and not self.media:
+            raise ValueError("text or media is required")
+        return self
+
+
+class AtSchedule(Strict):
+    at: AwareDatetime
+
+    @field_validator("at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return utc(value)
+
+
+class CronSchedule(Strict):
+    cron: str
+    timezone: str = "UTC"
+    start_at: AwareDatetime | None = None
+    end_at: AwareDatetime | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError("must be a 5-field cron expression, e.g. '0 9 * * 1-5'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("must be an IANA time zone such as 'Europe/Berlin'") from exc
+        return value
+
+    @field_validator("start_at", "end_at")
+    @classmethod
+    def _to_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else utc(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CronSchedule:
+        if self.start_at and self.end_at and self.end_at <= self.start_at:
+            raise ValueError("end_at must be after start_at")
+        return self
+
+
+Schedule = AtSchedule | CronSchedule
+
+
+def schedule_from_doc(doc: dict[str, Any]) -> Schedule:
+    if "at" in doc:
+        return AtSchedule.model_validate(doc)
+    return CronSchedule.model_validate(doc)
+
+
+class Attempt(BaseModel):
+    n: int
+    node_id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str | None = None
+    error: str | None = None
+
+
+class JobResult(BaseModel):
+    platform_post_id: str | None = None
+    url: str | None = None
+
+
+PlatformName = Literal[
+    "webhook", "mastodon", "bluesky", "x", "linkedin", "facebook", "instagram", "telegram",
+    "discord", "slack",
+]

@@ -1,0 +1,99 @@
+"""A Herald process: one runtime, one HTTP server, the roles it was started with, and an
+orderly stop on SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Protocol
+
+from aiohttp import web
+
+from shared.config import Settings
+from shared.http import make_app
+from shared.logging import get_logger
+from shared.runtime import Runtime
+
+log = get_logger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+
+
+def herald_version() -> str:
+    try:
+        return version("herald")
+    except PackageNotFoundError:
+        return "dev"
+
+
+class Role(Protocol):
+    name: str
+
+    def add_routes(self, app: web.Application) -> None:
+        """Register HTTP routes before the server starts."""
+
+    async def run(self) -> None:
+        """Work until cancelled."""
+
+    async def stop(self) -> None:
+        """Finish gracefully: hand over leadership, drain in-flight jobs."""
+
+
+RolesFactory = Callable[[Runtime], list[Role]]
+
+
+async def _heartbeat(runtime: Runtime, roles: list[str]) -> None:
+    """Record this node in MongoDB so `/cluster` can list the live nodes."""
+    while True:
+        try:
+            await runtime.store.nodes.update_one(
+                {"_id": runtime.settings.node_id},
+                {"$set": {"roles": roles, "last_seen": runtime.clock.now_dt(),
+                          "version": herald_version()}},
+                upsert=True,
+            )
+        except Exception as exc:
+            log.warning("heartbeat_failed", error=type(exc).__name__)
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+
+
+async def serve(
+    settings: Settings, role_names: list[str], build_roles: RolesFactory, host: str, port: int
+) -> int:
+    """Run until signalled; the exit code is 1 when a role crashed, so a supervisor restarts us."""
+    runtime = await Runtime.open(settings)
+    roles = build_roles(runtime)
+    app = make_app(runtime)
+    for role in roles:
+        role.add_routes(app)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("node_started", roles=role_names, host=host, port=port)
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+
+    runtime.spawn(_heartbeat(runtime, role_names), "heartbeat")
+    runtime.spawn(runtime.clock.run(), "clock")
+    role_tasks = [asyncio.create_task(r.run(), name=r.name) for r in roles]
+    stop_wait = asyncio.create_task(stopping.wait())
+    done, _ = await asyncio.wait([stop_wait, *role_tasks], return_when=asyncio.FIRST_COMPLETED)
+    crashed = [t for t in done if t is not stop_wait]
+    for task in crashed:
+        log.error("role_crashed", role=task.get_name(), exc_info=task.exception())
+    log.info("node_stopping")
+    await asyncio.gather(*(r.stop() for r in roles), return_exceptions=True)
+    for task in role_tasks:
+        task.cancel()
+    await asyncio.gather(*role_tasks, return_exceptions=True)
+    stop_wait.cancel()
+    await runner.cleanup()
+    await runtime.close()
+    log.info("node_stopped")
+    return 1 if crashed else 0

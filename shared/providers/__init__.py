@@ -1,0 +1,1 @@
+"""Platform providers, one module per platform behind the interface in `base`."""

@@ -1,0 +1,119 @@
+"""One node's connections and shared services, opened once and handed to every role."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from pymongo.errors import PyMongoError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.clock import ClusterClock
+from shared.config import Settings
+from shared.crypto import CredentialBox
+from shared.due_queue import DueQueue
+from shared.jobs import JobBook
+from shared.keys import Keys
+from shared.logging import get_logger
+from shared.lua import Scripts
+from shared.rate_limit import Budgets
+from shared.store import Store, database_name
+
+log = get_logger(__name__)
+
+READY_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    redis: Redis
+    keys: Keys
+    clock: ClusterClock
+    queue: DueQueue
+    jobs: JobBook
+    box: CredentialBox
+    budgets: Budgets
+    http: aiohttp.ClientSession
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Runtime:
+        """Connect, waiting for Redis and MongoDB to answer: a node that starts before its
+        databases waits for them instead of crash-looping."""
+        redis = Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=3,
+            health_check_interval=15,
+        )
+        clock = ClusterClock(redis)
+        database = database_name(settings.mongodb_uri, settings.mongodb_db)
+        store = Store(settings.mongodb_uri, database, now=clock.now_dt)
+        await _retry_until_up("redis", clock.sync)
+        await _retry_until_up("mongodb", store.ensure_indexes)
+        keys = Keys(settings.cluster_name)
+        scripts = Scripts(redis)
+        queue = DueQueue(redis, keys, scripts)
+        return cls(
+            settings=settings,
+            store=store,
+            redis=redis,
+            keys=keys,
+            clock=clock,
+            queue=queue,
+            jobs=JobBook(store, redis, keys, queue, settings.node_id),
+            box=CredentialBox(settings.secret_key),
+            budgets=Budgets(redis, keys, scripts),
+            http=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)),
+        )
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Start a background task that lives as long as the node; a crash is logged loudly."""
+        task = asyncio.create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task_crashed", task=task.get_name(), exc_info=task.exception())
+
+    async def readiness(self) -> dict[str, str]:
+        """Reachability of MongoDB and Redis, each bounded so /readyz always answers."""
+        async def check(probe: Awaitable[Any]) -> str:
+            try:
+                await asyncio.wait_for(probe, READY_TIMEOUT_SECONDS)
+            except (TimeoutError, PyMongoError, RedisError, OSError) as exc:
+                return f"unreachable: {type(exc).__name__}"
+            return "ok"
+
+        mongo, redis = await asyncio.gather(check(self.store.ping()), check(self.redis.ping()))
+        return {"mongodb": mongo, "redis": redis}
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.http.close()
+        await self.store.close()
+        await self.redis.aclose()
+
+
+async def _retry_until_up(name: str, probe: Callable[[], Awaitable[None]]) -> None:
+    delay = 0.2
+    while True:
+        try:
+            await probe()
+            return
+        except (PyMongoError, RedisError, OSError) as exc:
+            log.warning("waiting_for_service", service=name, error=type(exc).__name__,
+                        retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -1,0 +1,53 @@
+"""Making the due queue agree with the record: every waiting job due before a time, whose post
+is scheduled, is queued. The window check, the API and the sweeps all rebuild Redis this way,
+which is why losing Redis loses nothing (DESIGN §2)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.models import JobState, PostStatus
+from shared.runtime import Runtime
+from shared.store import Doc
+
+BATCH = 500
+
+
+async def stage_due(rt: Runtime, until: datetime, *, source: str, epoch: int | None = None) -> int:
+    """Queue every waiting job due before `until` whose post is scheduled and that is not
+    queued already; returns how many were queued."""
+    waiting = [str(JobState.PENDING), str(JobState.STAGED), str(JobState.RETRY_WAIT)]
+    cursor = rt.store.jobs.find(
+        {"state": {"$in": waiting}, "due_at": {"$lte": until}},
+        projection={"_id": 1, "post_id": 1, "state": 1, "due_at": 1, "priority": 1,
+                    "account_id": 1},
+        batch_size=BATCH,
+    )
+    staged = 0
+    batch: list[Doc] = []
+    async for job in cursor:
+        batch.append(job)
+        if len(batch) >= BATCH:
+            staged += await _stage_batch(rt, batch, source, epoch)
+            batch = []
+    if batch:
+        staged += await _stage_batch(rt, batch, source, epoch)
+    return staged
+
+
+async def _stage_batch(rt: Runtime, jobs: list[Doc], source: str, epoch: int | None) -> int:
+    post_ids = list({j["post_id"] for j in jobs})
+    live = {
+        p["_id"]
+        async for p in rt.store.posts.find(
+            {"_id": {"$in": post_ids}, "status": str(PostStatus.SCHEDULED)}, projection={"_id": 1}
+        )
+    }
+    queued = await rt.queue.contains([j["_id"] for j in jobs])
+    staged = 0
+    for job in jobs:
+        if job["post_id"] not in live or job["_id"] in queued:
+            continue
+        if await rt.jobs.stage(job, source=source, epoch=epoch) is not None:
+            staged += 1
+    return staged

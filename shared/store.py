@@ -1,0 +1,128 @@
+"""The MongoDB record: collections, idempotent indexes, and the conditional updates that carry
+the job state machine. Only single-document atomic operations are used (DESIGN §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+from pymongo.uri_parser import parse_uri
+
+from shared.models import JobState
+
+Doc = dict[str, Any]
+Clock = Callable[[], datetime]
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def database_name(uri: str, default: str) -> str:
+    """The URI's path names the database; HERALD_MONGODB_DB applies when it names none."""
+    return parse_uri(uri).get("database") or default
+
+
+class Store:
+    def __init__(
+        self,
+        uri: str,
+        database: str,
+        *,
+        now: Clock = _wall_clock,
+        server_selection_timeout_ms: int = 5000,
+    ) -> None:
+        self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
+            uri,
+            tz_aware=True,
+            tzinfo=UTC,
+            serverSelectionTimeoutMS=server_selection_timeout_ms,
+            connect=False,
+        )
+        self.db: AsyncDatabase[Doc] = self.client[database]
+        self.accounts: AsyncCollection[Doc] = self.db["accounts"]
+        self.posts: AsyncCollection[Doc] = self.db["posts"]
+        self.jobs: AsyncCollection[Doc] = self.db["jobs"]
+        self.cluster: AsyncCollection[Doc] = self.db["cluster"]
+        self.nodes: AsyncCollection[Doc] = self.db["nodes"]
+        self.sweeps: AsyncCollection[Doc] = self.db["sweeps"]
+        self.now = now
+
+    async def ensure_indexes(self) -> None:
+        """Create every index; creating an existing index is a no-op, so every node may run it."""
+        await self.jobs.create_indexes(
+            [
+                IndexModel(
+                    [("post_id", ASCENDING), ("account_id", ASCENDING),
+                     ("scheduled_for", ASCENDING)],
+                    unique=True,
+                    name="one_job_per_occurrence",
+                ),
+                IndexModel([("state", ASCENDING), ("due_at", ASCENDING)], name="state_due"),
+                IndexModel([("account_id", ASCENDING), ("state", ASCENDING)], name="account_state"),
+            ]
+        )
+        await self.posts.create_indexes(
+            [IndexModel([("status", ASCENDING), ("recurring", ASCENDING)], name="status_kind")]
+        )
+        await self.sweeps.create_indexes([IndexModel([("started_at", ASCENDING)], name="started")])
+
+    async def ping(self) -> None:
+        await self.client.admin.command("ping")
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def insert_job(self, job: Doc) -> bool:
+        """Insert one occurrence; False when it already exists (materialising twice is harmless)."""
+        try:
+            await self.jobs.insert_one(job)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def transition(
+        self,
+        job_id: str,
+        *,
+        expect: Iterable[JobState],
+        to: JobState,
+        node_id: str,
+        reason: str,
+        fence: int | None = None,
+        extra_filter: Mapping[str, Any] | None = None,
+        set_fields: Mapping[str, Any] | None = None,
+        unset: Iterable[str] = (),
+        inc: Mapping[str, int] | None = None,
+        push: Mapping[str, Any] | None = None,
+    ) -> Doc | None:
+        """Move a job from one of `expect` to `to`, fenced by `lease_seq` when given.
+
+        Returns the updated document, or None when the job was not in an expected state (or the
+        fence no longer matches): the caller lost the race and must not touch the job.
+        """
+        now = self.now()
+        query: Doc = {"_id": job_id, "state": {"$in": [str(s) for s in expect]}}
+        if fence is not None:
+            query["lease_seq"] = fence
+        if extra_filter:
+            query.update(extra_filter)
+        update: Doc = {
+            "$set": {"state": str(to), "updated_at": now, **(set_fields or {})},
+            "$push": {
+                "transitions": {"state": str(to), "at": now, "node": node_id, "reason": reason},
+                **(push or {}),
+            },
+        }
+        if unset:
+            update["$unset"] = dict.fromkeys(unset, "")
+        if inc:
+            update["$inc"] = dict(inc)
+        return await self.jobs.find_one_and_update(
+            query, update, return_document=ReturnDocument.AFTER
+        )
