@@ -203,7 +203,7 @@ class Run:
                         push=self.attempt("missed", reason))
         JOBS.labels(outcome="missed").inc()
         log.warning("job_missed", reason=reason, late_seconds=round(late, 3))
-        await self.p.notifier.notify("job.missed", self._payload(reason))
+        self.rt.spawn(self.p.notifier.notify("job.missed", self._payload(reason)), "notify")
         await self._settle_post(post)
         return True
 
@@ -324,7 +324,7 @@ class Run:
             {"_id": post["_id"], "status": str(PostStatus.SCHEDULED)},
             {"$set": {"status": str(PostStatus.ERROR), "updated_at": self.rt.clock.now_dt()}},
         )
-        await self.p.notifier.notify("job.failed", self._payload(message))
+        self.rt.spawn(self.p.notifier.notify("job.failed", self._payload(message)), "notify")
 
     async def _settle_post(self, post: Doc) -> None:
         """A one-off post whose jobs are all finished is completed."""

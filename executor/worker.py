@@ -116,7 +116,7 @@ class Worker:
                 await asyncio.sleep(ERROR_BACKOFF)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.reset()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped upstream
 
     async def drain(self, grace_seconds: float) -> None:
         """Stop popping and give in-flight jobs up to `grace_seconds` to finish."""

@@ -1,0 +1,215 @@
+"""The executor end to end: real Redis, real store, real webhook emulator over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from executor.publish import Publisher, Run
+from shared.config import Settings
+from shared.models import JobState
+from shared.notify import Notifier
+from shared.runtime import Runtime
+from tests.emulators.webhook import WebhookReceiver
+from tests.integration.pipeline_support import (
+    SECRET,
+    make_account,
+    make_post,
+    running_executor,
+    wait_state,
+)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    r = WebhookReceiver(SECRET)
+    await r.start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+async def rt(settings: Settings) -> AsyncIterator[Runtime]:
+    """A runtime with fast retries, so retry tests finish in seconds."""
+    fast = settings.model_copy(update={"retry_base_seconds": 0.2, "lease_ttl_seconds": 3})
+    runtime = await Runtime.open(fast)
+    yield runtime
+    await runtime.store.client.drop_database(runtime.store.db.name)
+    await runtime.close()
+
+
+def accepted(receiver: WebhookReceiver) -> list[str]:
+    return [d.key for d in receiver.deliveries if d.outcome == "accepted"]
+
+
+async def test_due_job_is_published_once_with_result(rt: Runtime,
+                                                     receiver: WebhookReceiver) -> None:
+    account = await make_account(rt, receiver)
+    due = rt.clock.now_dt() + timedelta(milliseconds=300)
+    post, (job,) = await make_post(rt, [account], due, text="on time")
+    async with running_executor(rt):
+        done = await wait_state(rt, job["_id"], {JobState.SUCCEEDED})
+    assert accepted(receiver) == [job["_id"]]
+    assert receiver.deliveries[0].body is not None
+    assert receiver.deliveries[0].body["text"] == "on time"
+    assert receiver.deliveries[0].arrived_at >= due.timestamp() - 0.06
+    assert done["result"]["platform_post_id"] == receiver.accepted[job["_id"]]["id"]
+    assert [a["outcome"] for a in done["attempts"]] == ["succeeded"]
+    assert (await rt.store.posts.find_one({"_id": post["_id"]}) or {})["status"] == "completed"
+
+
+async def test_high_lane_first(rt: Runtime, receiver: WebhookReceiver) -> None:
+    account = await make_account(rt, receiver)
+    due = rt.clock.now_dt() - timedelta(seconds=1)
+    _, normal = await make_post(rt, [account], due, text="normal")
+    _, high = await make_post(rt, [account], due, text="high", priority="high")
+    async with running_executor(rt, concurrency=1):
+        await wait_state(rt, normal[0]["_id"], {JobState.SUCCEEDED})
+    assert accepted(receiver) == [high[0]["_id"], normal[0]["_id"]]
+
+
+async def test_two_failures_then_success(rt: Runtime, receiver: WebhookReceiver) -> None:
+    receiver.script.fail_next = 2
+    account = await make_account(rt, receiver)
+    _, (job,) = await make_post(rt, [account], rt.clock.now_dt())
+    async with running_executor(rt):
+        done = await wait_state(rt, job["_id"], {JobState.SUCCEEDED})
+    assert [a["outcome"] for a in done["attempts"]] == ["transient", "transient", "succeeded"]
+    assert done["attempt_count"] == 2
+    assert accepted(receiver) == [job["_id"]]
+
+
+async def test_rate_limit_defers_without_consuming_attempts(rt: Runtime,
+                                                            receiver: WebhookReceiver) -> None:
+    receiver.script.rate_limit_next = 1
+    receiver.script.retry_after = "1"
+    account = await make_account(rt, receiver)
+    _, (job,) = await make_post(rt, [account], rt.clock.now_dt())
+    async with running_executor(rt):
+        deferred = await wait_state(rt, job["_id"], {JobState.RETRY_WAIT})
+        assert deferred["due_at"] > rt.clock.now_dt() + timedelta(milliseconds=500)
+        done = await wait_state(rt, job["_id"], {JobState.SUCCEEDED})
+    assert done["attempt_count"] == 0
+    arrivals = [d.arrived_at for d in receiver.deliveries]
+    assert arrivals[1] - arrivals[0] >= 0.9
+
+
+async def test_exhausted_retries_fail_the_job_and_post(rt: Runtime,
+                                                       receiver: WebhookReceiver) -> None:
+    receiver.script.fail_next = 10
+    account = await make_account(rt, receiver)
+    post, (job,) = await make_post(rt, [account], rt.clock.now_dt())
+    async with running_executor(rt):
+        done = await wait_state(rt, job["_id"], {JobState.FAILED})
+    assert len(done["attempts"]) == rt.settings.retry_max_attempts + 1
+    assert (await rt.store.posts.find_one({"_id": post["_id"]}) or {})["status"] == "error"
+
+
+async def test_permanent_error_fails_at_once(rt: Runtime, receiver: WebhookReceiver) -> None:
+    receiver.script.permanent_next = 1
+    account = await make_account(rt, receiver)
+    _, (job,) = await make_post(rt, [account], rt.clock.now_dt())
+    async with running_executor(rt):
+        done = await wait_state(rt, job["_id"], {JobState.FAILED})
+    assert [a["outcome"] for a in done["attempts"]] == ["failed"]
+
+
+async def test_cancelled_post_is_never_published(rt: Runtime, receiver: WebhookReceiver) -> None:
+    account = await make_account(rt, receiver)
+    post, (job,) = await make_post(rt, [account], rt.clock.now_dt())
+    await rt.store.posts.update_one({"_id": post["_id"]}, {"$set": {"status": "cancelled"}})
+    async with running_executor(rt):
+        await wait_state(rt, job["_id"], {JobState.CANCELLED})
+    assert receiver.deliveries == []
+
+
+async def test_paused_post_waits(rt: Runtime, receiver: WebhookReceiver) -> None:
+    account = await make_account(rt, receiver)
+    post, (job,) = await make_post(rt, [account], rt.clock.now_dt())
+    await rt.store.posts.update_one({"_id": post["_id"]}, {"$set": {"status": "paused"}})
+    async with running_executor(rt):
+        await wait_state(rt, job["_id"], {JobState.PENDING})
+    assert receiver.deliveries == []
+    assert not await rt.queue.contains([job["_id"]])
+
+
+async def test_content_edited_after_staging_is_published_latest(
+    rt: Runtime, receiver: WebhookReceiver
+) -> None:
+    account = await make_account(rt, receiver)
+    post, (job,) = await make_post(rt, [account], rt.clock.now_dt() + timedelta(seconds=0.5),
+                                   text="first draft")
+    await rt.store.posts.update_one({"_id": post["_id"]},
+                                    {"$set": {"content.text": "final words"}})
+    async with running_executor(rt):
+        await wait_state(rt, job["_id"], {JobState.SUCCEEDED})
+    assert receiver.deliveries[0].body is not None
+    assert receiver.deliveries[0].body["text"] == "final words"
+
+
+async def test_misfire_beyond_grace_is_missed(rt: Runtime, receiver: WebhookReceiver) -> None:
+    account = await make_account(rt, receiver)
+    _, (job,) = await make_post(rt, [account], rt.clock.now_dt() - timedelta(seconds=120),
+                                misfire_grace_seconds=60)
+    async with running_executor(rt):
+        done = await wait_state(rt, job["_id"], {JobState.MISSED})
+    assert receiver.deliveries == []
+    assert done["attempts"][-1]["error"] == "misfire grace exceeded"
+
+
+async def test_publish_late_ignores_grace(rt: Runtime, receiver: WebhookReceiver) -> None:
+    account = await make_account(rt, receiver)
+    _, (job,) = await make_post(rt, [account], rt.clock.now_dt() - timedelta(seconds=120),
+                                misfire_grace_seconds=60, publish_late=True)
+    async with running_executor(rt):
+        await wait_state(rt, job["_id"], {JobState.SUCCEEDED})
+
+
+async def test_account_budget_defers_instead_of_failing(rt: Runtime,
+                                                        receiver: WebhookReceiver) -> None:
+    account = await make_account(rt, receiver, rate_limit={"per_minute": 60})
+    now = rt.clock.now_dt()
+    _, jobs = await make_post(rt, [account], now)
+    _, more = await make_post(rt, [account], now)
+    async with running_executor(rt):
+        for job in jobs + more:
+            await wait_state(rt, job["_id"], {JobState.SUCCEEDED})
+    arrivals = sorted(d.arrived_at for d in receiver.deliveries)
+    assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 0.9
+
+
+async def test_stale_lease_holder_is_fenced_off(rt: Runtime, receiver: WebhookReceiver) -> None:
+    """A holder whose lease was taken over cannot write its outcome over the new holder's."""
+    account = await make_account(rt, receiver)
+    _, (job,) = await make_post(rt, [account], rt.clock.now_dt())
+    publisher = Publisher(rt, Notifier(rt.http, None))
+    first = await publisher._claim(job["_id"], "token-1")
+    assert first is not None and first["lease_seq"] == 1
+    stale = Run(publisher, first)
+    await stale.move(JobState.PUBLISHING, "publishing")
+    # Its lease expires; recovery hands the job to a retry; another node claims it.
+    await rt.jobs.transition(job["_id"], expect=[JobState.PUBLISHING], to=JobState.RETRY_WAIT,
+                             reason="test: lease expired", fence=1)
+    second = await publisher._claim(job["_id"], "token-2")
+    assert second is not None and second["lease_seq"] == 2
+    with pytest.raises(Exception, match=job["_id"]):
+        await stale.move(JobState.SUCCEEDED, "late write", expect=JobState.PUBLISHING)
+    current = await rt.store.jobs.find_one({"_id": job["_id"]})
+    assert current is not None
+    assert current["state"] == JobState.RUNNING and current["lease_seq"] == 2
+    assert current["lease"]["token"] == "token-2"
+
+
+async def test_duplicate_queue_entries_publish_once(rt: Runtime,
+                                                    receiver: WebhookReceiver) -> None:
+    account = await make_account(rt, receiver)
+    _, (job,) = await make_post(rt, [account], rt.clock.now_dt())
+    for lane in ("high", "normal"):
+        await rt.queue.stage(job["_id"], rt.clock.now_dt(), lane)
+    async with running_executor(rt):
+        await wait_state(rt, job["_id"], {JobState.SUCCEEDED})
+        await asyncio.sleep(0.3)
+    assert len(receiver.deliveries) == 1
