@@ -84,9 +84,8 @@ def _positive_int(value: str) -> int:
 
 def build_roles(names: Sequence[str]) -> RolesFactory:
     def build(runtime: Runtime) -> list[Role]:
-        from recovery.role import RecoveryRole
-
         from executor.role import ExecutorRole
+        from recovery.role import RecoveryRole
         from scheduler.role import SchedulerRole
 
         classes: dict[str, Callable[[Runtime], Role]] = {

@@ -17,7 +17,7 @@ def test_full_jitter_stays_within_doubling_caps() -> None:
     rng = random.Random(7)
     for retry, cap in ((1, 60), (2, 120), (3, 240)):
         samples = [backoff_seconds(retry, 60, rng) for _ in range(2000)]
-        assert 0 <= min(samples) and max(samples) <= cap
+        assert min(samples) >= 0 and max(samples) <= cap
         # Full jitter spreads over the whole range, not just near the cap.
         assert min(samples) < cap * 0.05 and max(samples) > cap * 0.95
 

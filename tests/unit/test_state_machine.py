@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from shared.models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -19,7 +21,7 @@ def test_every_state_has_a_row() -> None:
 def test_happy_path() -> None:
     path = [JobState.PENDING, JobState.STAGED, JobState.RUNNING, JobState.PUBLISHING,
             JobState.SUCCEEDED]
-    for source, target in zip(path, path[1:], strict=False):
+    for source, target in itertools.pairwise(path):
         assert can_transition(source, target)
 
 
