@@ -6,7 +6,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -38,8 +38,11 @@ def _redact_processor(
     return dict(redact(dict(event_dict)))
 
 
-def configure_logging(level: str = "info", node_id: str | None = None) -> None:
+def configure_logging(
+    level: str = "info", node_id: str | None = None, stream: TextIO | None = None
+) -> None:
     """Route structlog and stdlib logging to one JSON line per event on stderr."""
+    out = stream or sys.stderr
     numeric = logging.getLevelNamesMapping()[level.upper()]
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -52,10 +55,10 @@ def configure_logging(level: str = "info", node_id: str | None = None) -> None:
             *shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer()
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

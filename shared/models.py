@@ -61,8 +61,8 @@ UNFINISHED_STATES = WAITING_STATES | ACTIVE_STATES | {JobState.UNCONFIRMED}
 
 #: The state machine of DESIGN §2: every transition leaves one of these states for another.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.PENDING: frozenset({JobState.STAGED, JobState.RUNNING, JobState.CANCELLED,
-                                 JobState.MISSED}),
+    JobState.PENDING: frozenset({JobState.PENDING, JobState.STAGED, JobState.RUNNING,
+                                 JobState.CANCELLED, JobState.MISSED}),
     JobState.STAGED: frozenset({JobState.PENDING, JobState.RUNNING, JobState.CANCELLED,
                                 JobState.MISSED}),
     JobState.RUNNING: frozenset({JobState.PUBLISHING, JobState.PENDING, JobState.STAGED,
@@ -72,7 +72,8 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
                                     JobState.UNCONFIRMED, JobState.STAGED}),
     JobState.RETRY_WAIT: frozenset({JobState.STAGED, JobState.RUNNING, JobState.CANCELLED,
                                     JobState.PENDING}),
-    JobState.UNCONFIRMED: frozenset({JobState.SUCCEEDED, JobState.STAGED, JobState.PENDING}),
+    JobState.UNCONFIRMED: frozenset({JobState.SUCCEEDED, JobState.STAGED, JobState.PENDING,
+                                     JobState.CANCELLED}),
     JobState.FAILED: frozenset({JobState.STAGED, JobState.PENDING}),
     JobState.MISSED: frozenset({JobState.STAGED, JobState.PENDING}),
     JobState.CANCELLED: frozenset({JobState.STAGED, JobState.PENDING}),

@@ -1,0 +1,28 @@
+"""The admin API v1 (API.md), mounted under /api/v1 of a scheduler node's HTTP app."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from scheduler.api import accounts, cluster, events, jobs, openapi, posts
+from scheduler.api.auth import bearer_auth
+from scheduler.api.errors import error_middleware
+
+PREFIX = "/api/v1"
+ENDPOINTS = [
+    *accounts.ENDPOINTS, *posts.ENDPOINTS, *jobs.ENDPOINTS, *cluster.ENDPOINTS,
+    *events.ENDPOINTS, *openapi.ENDPOINTS,
+]
+
+
+def add_api_routes(app: web.Application) -> None:
+    """Mount the API as a sub-application, so its error format and authentication apply to
+    /api/v1 only; its handlers find the runtime at `app[RUNTIME]` through `config_dict`."""
+    api = web.Application(middlewares=[
+        error_middleware, bearer_auth({e.handler for e in ENDPOINTS if e.public}),
+    ])
+    for endpoint in ENDPOINTS:
+        api.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+    api[openapi.OPENAPI] = openapi.openapi_document(ENDPOINTS, PREFIX)
+    events.install(api)
+    app.add_subapp(PREFIX, api)

@@ -1,0 +1,65 @@
+"""Checks a request needs the database or the providers for, beyond its schema: the accounts
+a post goes to, the content against each platform's limits (at scheduling time, not at
+publish time, DESIGN §8), and whether a schedule can still fire."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from croniter import CroniterError
+
+from scheduler.api.errors import Problem
+from scheduler.cron import next_occurrence
+from shared.models import AtSchedule, Content, Schedule
+from shared.providers.registry import available_platforms, provider_for
+from shared.runtime import Runtime
+from shared.store import Doc
+
+
+async def account_problems(rt: Runtime, account_ids: list[str]) -> tuple[list[Doc], list[Problem]]:
+    """The accounts, each of which must exist, be active and appear once."""
+    found = {
+        doc["_id"]: doc
+        for doc in await rt.store.accounts.find({"_id": {"$in": account_ids}}).to_list()
+    }
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for n, account_id in enumerate(account_ids):
+        doc = found.get(account_id)
+        if account_id in seen:
+            problems.append((f"account_ids.{n}", "is listed twice"))
+        elif doc is None:
+            problems.append((f"account_ids.{n}", "no such account"))
+        elif doc["status"] != "active":
+            problems.append((f"account_ids.{n}", f"the account is {doc['status']}"))
+        seen.add(account_id)
+    return [found[a] for a in dict.fromkeys(account_ids) if a in found], problems
+
+
+def content_problems(rt: Runtime, content: Content, platforms: Iterable[str]) -> list[Problem]:
+    """The content against the limits of every platform it goes to."""
+    problems: list[Problem] = []
+    for platform in sorted(set(platforms)):
+        if platform in available_platforms():
+            problems += provider_for(platform, rt.http).check_content(content)
+    return problems
+
+
+def schedule_problems(schedule: Schedule, grace_seconds: int, now: datetime) -> list[Problem]:
+    """A one-off time must not be already missed; a recurring schedule must fire again."""
+    if isinstance(schedule, AtSchedule):
+        if schedule.at < now - timedelta(seconds=grace_seconds):
+            return [("schedule.at", f"is more than misfire_grace_seconds ({grace_seconds}) "
+                                    "in the past")]
+        return []
+    if schedule.end_at is not None and schedule.end_at <= now:
+        return [("schedule.end_at", "is in the past")]
+    try:
+        upcoming = next_occurrence(schedule.cron, schedule.timezone, now,
+                                   start_at=schedule.start_at, end_at=schedule.end_at)
+    except CroniterError:
+        return [("schedule.cron", "never fires")]
+    if upcoming is None and schedule.end_at is not None:
+        return [("schedule", "the cron expression does not fire before end_at")]
+    return []

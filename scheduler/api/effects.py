@@ -1,0 +1,107 @@
+"""What an edit through the API does to jobs.
+
+Jobs due within the horizon are staged at once, so a post five minutes out does not wait for
+the next window check (DESIGN §4). Jobs an edit made obsolete are cancelled or, when they never
+ran, deleted. Every job write is conditional on the state it leaves: a job an executor claimed
+in the meantime is left to the executor, which re-reads the post before publishing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from scheduler.planning import materialise
+from shared.models import WAITING_STATES, JobState, Priority
+from shared.runtime import Runtime
+from shared.store import Doc
+
+#: States the API may cancel a job from: not started, or started with an unknown outcome that
+#: the operator decides not to pursue.
+CANCELLABLE = WAITING_STATES | {JobState.UNCONFIRMED}
+_WAITING = [str(s) for s in WAITING_STATES]
+
+
+def horizon(rt: Runtime) -> datetime:
+    return rt.clock.now_dt() + timedelta(seconds=rt.settings.horizon_seconds)
+
+
+async def stage_due(rt: Runtime, jobs: Iterable[Doc]) -> None:
+    """Stage the waiting jobs among `jobs` that are due within the horizon."""
+    until = horizon(rt)
+    for job in jobs:
+        if job["state"] not in WAITING_STATES or job["due_at"] > until:
+            continue
+        if job["state"] == JobState.STAGED:
+            await rt.queue.stage(job["_id"], job["due_at"], job.get("priority", Priority.NORMAL))
+        else:
+            await rt.jobs.stage(job, source="api")
+
+
+async def plan(rt: Runtime, post: Doc) -> None:
+    """Materialise the post's occurrences up to the horizon for its active accounts, and stage
+    the new runnable ones."""
+    accounts = await rt.store.accounts.find(
+        {"_id": {"$in": post["account_ids"]}, "status": "active"}
+    ).to_list()
+    created = await materialise(rt, post, accounts, until=horizon(rt))
+    await stage_due(rt, (job for job in created if job["state"] == JobState.PENDING))
+
+
+async def restage(rt: Runtime, post_id: str) -> None:
+    """Put a resumed post's waiting jobs back in the due queue."""
+    jobs = await rt.store.jobs.find(
+        {"post_id": post_id, "state": {"$in": _WAITING}, "due_at": {"$lte": horizon(rt)}}
+    ).to_list()
+    await stage_due(rt, jobs)
+
+
+async def cancel(rt: Runtime, job_id: str, reason: str) -> Doc | None:
+    """Cancel one job; None when it is no longer cancellable (an executor got there first)."""
+    done = await rt.jobs.transition(job_id, expect=CANCELLABLE, to=JobState.CANCELLED,
+                                    reason=reason)
+    if done is not None:
+        await rt.queue.remove(job_id)
+    return done
+
+
+async def cancel_all(rt: Runtime, query: Doc, reason: str) -> None:
+    """Cancel every cancellable job matching `query`."""
+    states = [str(s) for s in CANCELLABLE]
+    jobs = await rt.store.jobs.find({**query, "state": {"$in": states}}, {"_id": 1}).to_list()
+    for job in jobs:
+        await cancel(rt, job["_id"], reason)
+
+
+async def drop_unstarted(rt: Runtime, post_id: str) -> None:
+    """Before a post is rescheduled: delete its waiting jobs that never ran, so the new schedule
+    may reuse their occurrence (one job per occurrence is a unique index), and cancel the
+    waiting ones with attempts behind them, keeping their history."""
+    jobs = await rt.store.jobs.find({"post_id": post_id, "state": {"$in": _WAITING}}).to_list()
+    for job in jobs:
+        if job["state"] != JobState.RETRY_WAIT and not job.get("attempts"):
+            deleted = await rt.store.jobs.delete_one({
+                "_id": job["_id"],
+                "state": {"$in": [str(JobState.PENDING), str(JobState.STAGED)]},
+                "attempts": {"$size": 0},
+            })
+            if deleted.deleted_count:
+                await rt.queue.remove(job["_id"])
+        else:
+            await cancel(rt, job["_id"], "rescheduled")
+
+
+async def reprioritise(rt: Runtime, post_id: str, priority: Priority) -> None:
+    """Move the post's waiting jobs to the new priority, and to its lane if they are queued."""
+    await rt.store.jobs.update_many(
+        {"post_id": post_id, "state": {"$in": _WAITING}},
+        {"$set": {"priority": str(priority), "updated_at": rt.clock.now_dt()}},
+    )
+    jobs = await rt.store.jobs.find(
+        {"post_id": post_id, "state": {"$in": _WAITING}}, {"due_at": 1}
+    ).to_list()
+    queued = await rt.queue.contains([job["_id"] for job in jobs])
+    for job in jobs:
+        if job["_id"] in queued:
+            await rt.queue.remove(job["_id"])
+            await rt.queue.stage(job["_id"], job["due_at"], priority)

@@ -1,0 +1,283 @@
+"""Posts: create, read, edit, pause, resume, cancel (API.md "Posts").
+
+Every check runs before the first write, so a rejected request changes nothing. The post is
+written first (it is the record the executor re-reads before publishing), then its jobs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+from croniter import CroniterError
+
+from scheduler.api import effects
+from scheduler.api.checks import account_problems, content_problems, schedule_problems
+from scheduler.api.endpoint import Endpoint
+from scheduler.api.errors import conflict, invalid, not_found
+from scheduler.api.pagination import page
+from scheduler.api.schemas import (
+    PostCreate,
+    PostJob,
+    PostOut,
+    PostPage,
+    PostPatch,
+    PostQuery,
+    PostSummary,
+)
+from scheduler.api.wire import read_body, read_query, respond, runtime
+from scheduler.cron import next_occurrence
+from shared.models import (
+    WAITING_STATES,
+    CronSchedule,
+    PostStatus,
+    Schedule,
+    new_id,
+    schedule_from_doc,
+)
+from shared.runtime import Runtime
+from shared.store import Doc
+
+FINAL = (PostStatus.CANCELLED, PostStatus.COMPLETED)
+
+
+def schedule_fields(schedule: Schedule, now: datetime, *, live: bool) -> tuple[Doc, Doc]:
+    """($set, $unset) for a post's (new) schedule. A one-off post materialises its occurrence
+    afresh. A live recurring post continues from now, so earlier occurrences of the expression
+    are not created and coalesced as if they had been missed."""
+    sets: Doc = {"schedule": schedule.model_dump(),
+                 "recurring": isinstance(schedule, CronSchedule)}
+    if isinstance(schedule, CronSchedule) and live:
+        return {**sets, "materialised_until": now}, {}
+    return sets, {"materialised_until": ""}
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def next_run_at(post: Doc, waiting: list[Doc], now: datetime) -> datetime | None:
+    """The earliest waiting job, else the next occurrence of a live recurring post."""
+    if waiting:
+        earliest: datetime = min(job["scheduled_for"] for job in waiting)
+        return earliest
+    if not post["recurring"] or post["status"] in FINAL:
+        return None
+    schedule = post["schedule"]
+    try:
+        return next_occurrence(schedule["cron"], schedule.get("timezone", "UTC"), now,
+                               start_at=schedule.get("start_at"), end_at=schedule.get("end_at"))
+    except CroniterError:
+        return None
+
+
+def _summary_fields(post: Doc, waiting: list[Doc], now: datetime) -> Doc:
+    return {
+        "id": post["_id"], "status": post["status"], "next_run_at": next_run_at(post, waiting, now),
+        "version": post["version"], "account_ids": post["account_ids"],
+        "content": post["content"], "schedule": post["schedule"], "recurring": post["recurring"],
+        "priority": post["priority"], "misfire_grace_seconds": post["misfire_grace_seconds"],
+        "publish_late": post["publish_late"], "created_at": post["created_at"],
+        "updated_at": post["updated_at"],
+    }
+
+
+async def post_out(rt: Runtime, post_id: str) -> PostOut:
+    post = await _post(rt, post_id)
+    jobs = await rt.store.jobs.find({"post_id": post_id}).sort(
+        [("scheduled_for", 1), ("_id", 1)]
+    ).to_list()
+    waiting = [j for j in jobs if j["state"] in WAITING_STATES]
+    return PostOut(
+        **_summary_fields(post, waiting, rt.clock.now_dt()),
+        jobs=[PostJob(id=j["_id"], account_id=j["account_id"], scheduled_for=j["scheduled_for"],
+                      state=j["state"]) for j in jobs],
+    )
+
+
+async def _post(rt: Runtime, post_id: str) -> Doc:
+    doc = await rt.store.posts.find_one({"_id": post_id})
+    if doc is None:
+        raise not_found("post", post_id)
+    return doc
+
+
+# --- handlers -----------------------------------------------------------------------------
+
+
+async def create_post(request: web.Request) -> web.Response:
+    rt = runtime(request)
+    body = await read_body(request, PostCreate)
+    now = rt.clock.now_dt()
+    accounts, problems = await account_problems(rt, body.account_ids)
+    problems += content_problems(rt, body.content, (a["platform"] for a in accounts))
+    problems += schedule_problems(body.schedule, body.misfire_grace_seconds, now)
+    if problems:
+        raise invalid(problems)
+    post: Doc = {
+        "_id": new_id(),
+        "account_ids": body.account_ids,
+        "content": body.content.model_dump(mode="json"),
+        "schedule": body.schedule.model_dump(),
+        "recurring": isinstance(body.schedule, CronSchedule),
+        "priority": str(body.priority),
+        "status": str(PostStatus.DRAFT if body.draft else PostStatus.SCHEDULED),
+        "version": 1,
+        "misfire_grace_seconds": body.misfire_grace_seconds,
+        "publish_late": body.publish_late,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await rt.store.posts.insert_one(post)
+    if not body.draft:
+        await effects.plan(rt, post)
+    return respond(await post_out(rt, post["_id"]), status=201)
+
+
+async def list_posts(request: web.Request) -> web.Response:
+    rt = runtime(request)
+    query = read_query(request, PostQuery)
+    where: Doc = {}
+    if query.status is not None:
+        where["status"] = str(query.status)
+    if query.account_id is not None:
+        where["account_ids"] = query.account_id
+    posts, cursor = await page(rt.store.posts, where, query)
+    waiting = await rt.store.jobs.find(
+        {"post_id": {"$in": [p["_id"] for p in posts]},
+         "state": {"$in": [str(s) for s in WAITING_STATES]}},
+        {"post_id": 1, "scheduled_for": 1},
+    ).to_list()
+    now = rt.clock.now_dt()
+    items = [
+        PostSummary(**_summary_fields(p, [j for j in waiting if j["post_id"] == p["_id"]], now))
+        for p in posts
+    ]
+    return respond(PostPage(items=items, next=cursor))
+
+
+async def get_post(request: web.Request) -> web.Response:
+    return respond(await post_out(runtime(request), request.match_info["id"]))
+
+
+async def patch_post(request: web.Request) -> web.Response:
+    """Edit content, schedule, priority, misfire policy, or schedule a draft (`draft: false`).
+
+    Jobs that have started publishing are not touched; content needs nothing on the jobs at
+    all, because the executor publishes the post's latest content.
+    """
+    rt = runtime(request)
+    body = await read_body(request, PostPatch)
+    post = await _post(rt, request.match_info["id"])
+    status = PostStatus(post["status"])
+    if status in FINAL:
+        raise conflict(f"the post is {status}; it can no longer be changed")
+    if body.draft is True and status != PostStatus.DRAFT:
+        raise conflict(f"the post is {status}; only a draft can stay a draft")
+    becomes_scheduled = body.draft is False and status == PostStatus.DRAFT
+    new_status = status
+    if becomes_scheduled or (body.schedule is not None and status == PostStatus.ERROR):
+        new_status = PostStatus.SCHEDULED
+
+    now = rt.clock.now_dt()
+    schedule = body.schedule or schedule_from_doc(post["schedule"])
+    grace = body.misfire_grace_seconds or post["misfire_grace_seconds"]
+    accounts, account_issues = await account_problems(rt, post["account_ids"])
+    problems = account_issues if becomes_scheduled else []
+    if body.content is not None:
+        problems += content_problems(rt, body.content, (a["platform"] for a in accounts))
+    if body.schedule is not None or becomes_scheduled:
+        problems += schedule_problems(schedule, grace, now)
+    if problems:
+        raise invalid(problems)
+    if not body.model_fields_set - {"draft"} and new_status == status:
+        return respond(await post_out(rt, post["_id"]))
+
+    sets: Doc = {"status": str(new_status), "updated_at": now}
+    unset: Doc = {}
+    if body.content is not None:
+        sets["content"] = body.content.model_dump(mode="json")
+    if body.priority is not None:
+        sets["priority"] = str(body.priority)
+    if body.misfire_grace_seconds is not None:
+        sets["misfire_grace_seconds"] = body.misfire_grace_seconds
+    if body.publish_late is not None:
+        sets["publish_late"] = body.publish_late
+    rescheduled = body.schedule is not None or becomes_scheduled
+    if rescheduled:
+        schedule_sets, unset = schedule_fields(schedule, now,
+                                               live=new_status != PostStatus.DRAFT)
+        sets.update(schedule_sets)
+    update: Doc = {"$set": sets, "$inc": {"version": 1}}
+    if unset:
+        update["$unset"] = unset
+    # Conditional on the version read: two concurrent edits cannot both apply half-way.
+    written = await rt.store.posts.update_one(
+        {"_id": post["_id"], "version": post["version"], "status": post["status"]}, update
+    )
+    if written.matched_count == 0:
+        raise conflict("the post changed while this edit was applied; read it and try again")
+
+    if body.schedule is not None:
+        await effects.drop_unstarted(rt, post["_id"])
+    if body.priority is not None and body.priority != post["priority"]:
+        await effects.reprioritise(rt, post["_id"], body.priority)
+    if rescheduled and new_status == PostStatus.SCHEDULED:
+        await effects.plan(rt, await _post(rt, post["_id"]))
+    return respond(await post_out(rt, post["_id"]))
+
+
+async def _move(rt: Runtime, post_id: str, sources: list[PostStatus], target: PostStatus,
+                verb: str) -> None:
+    """Change the post's status if it is in one of `sources`; 404 or 409 otherwise."""
+    written = await rt.store.posts.update_one(
+        {"_id": post_id, "status": {"$in": [str(s) for s in sources]}},
+        {"$set": {"status": str(target), "updated_at": rt.clock.now_dt()}},
+    )
+    if written.matched_count == 0:
+        post = await _post(rt, post_id)
+        raise conflict(f"the post is {post['status']}; it cannot be {verb}")
+
+
+async def pause_post(request: web.Request) -> web.Response:
+    """Waiting jobs stay where they are; the executor re-reads the post and will not publish
+    them while it is paused."""
+    rt = runtime(request)
+    post_id = request.match_info["id"]
+    await _move(rt, post_id, [PostStatus.SCHEDULED], PostStatus.PAUSED, "paused")
+    return respond(await post_out(rt, post_id))
+
+
+async def resume_post(request: web.Request) -> web.Response:
+    rt = runtime(request)
+    post_id = request.match_info["id"]
+    await _move(rt, post_id, [PostStatus.PAUSED], PostStatus.SCHEDULED, "resumed")
+    await effects.plan(rt, await _post(rt, post_id))
+    await effects.restage(rt, post_id)
+    return respond(await post_out(rt, post_id))
+
+
+async def cancel_post(request: web.Request) -> web.Response:
+    rt = runtime(request)
+    post_id = request.match_info["id"]
+    live = [s for s in PostStatus if s not in FINAL]
+    await _move(rt, post_id, live, PostStatus.CANCELLED, "cancelled")
+    await effects.cancel_all(rt, {"post_id": post_id}, "post_cancelled")
+    return respond(await post_out(rt, post_id))
+
+
+ENDPOINTS = [
+    Endpoint("POST", "/posts", create_post, "Create a post (and its first jobs)", PostOut,
+             status=201, body=PostCreate, errors=(400, 422)),
+    Endpoint("GET", "/posts", list_posts, "List posts", PostPage, query=PostQuery,
+             errors=(422,)),
+    Endpoint("GET", "/posts/{id}", get_post, "Get a post with its jobs", PostOut, errors=(404,)),
+    Endpoint("PATCH", "/posts/{id}", patch_post,
+             "Change content, schedule or priority (bumps version)", PostOut, body=PostPatch,
+             errors=(400, 404, 409, 422)),
+    Endpoint("POST", "/posts/{id}/pause", pause_post, "Pause a scheduled post", PostOut,
+             errors=(404, 409)),
+    Endpoint("POST", "/posts/{id}/resume", resume_post, "Resume a paused post", PostOut,
+             errors=(404, 409)),
+    Endpoint("POST", "/posts/{id}/cancel", cancel_post, "Cancel a post and its waiting jobs",
+             PostOut, errors=(404, 409)),
+]
