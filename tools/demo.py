@@ -46,7 +46,7 @@ def _schedule_demo_posts(cluster: Cluster, hook_url: str) -> None:
         "credentials": {"secret": SECRET},
     })
     posts = [
-        ("Hello from Herald: this was scheduled 3 seconds ago.", 3),
+        ("Hello from Herald! Scheduled through the admin API three seconds ago.", 3),
         ("A second post, five seconds later.", 8),
         ("Priority lane: high.", 10),
     ]

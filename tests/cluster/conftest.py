@@ -1,0 +1,73 @@
+"""Fixtures of the cluster tests: Herald nodes as real processes (tools/localcluster.py) on the
+session's servers, with timings shortened so failover and retries happen within seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from pymongo import MongoClient
+
+from tools.localcluster import Cluster
+
+#: Election, lease and retry timings short enough for a test, long enough for a loaded machine.
+FAST = {
+    "HERALD_LEADER_TTL_SECONDS": "2",
+    "HERALD_LEASE_TTL_SECONDS": "10",
+    "HERALD_RETRY_BASE_SECONDS": "0.5",
+    "HERALD_LIGHT_SWEEP_SECONDS": "10",
+    # Logs are the post-mortem of a failed run; they go to files, not to the test output.
+    "HERALD_LOG_LEVEL": "info",
+}
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember whether the test failed, so the cluster fixture shows the logs only then."""
+    report = yield
+    if report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
+@pytest.fixture
+def cluster_env(env: dict[str, str]) -> dict[str, str]:
+    return {**env, **FAST}
+
+
+@pytest.fixture
+def cluster(
+    cluster_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
+    """A cluster with no nodes yet; afterwards every child is stopped by PID, the logs are shown
+    if the test failed, and the test's database and Redis keys are removed."""
+    made = Cluster(cluster_env, workdir=tmp_path / "cluster")
+    try:
+        yield made
+    finally:
+        made.stop()
+        if request.node.stash.get(FAILED, False):
+            print(made.log_tails(60))
+        _forget(cluster_env)
+
+
+def _forget(env: dict[str, str]) -> None:
+    mongo: MongoClient[dict[str, object]] = MongoClient(env["MONGODB_URI"])
+    try:
+        mongo.drop_database(mongo.get_default_database().name)
+    finally:
+        mongo.close()
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    try:
+        keys = list(client.scan_iter(match=f"herald:{{{env['HERALD_CLUSTER_NAME']}}}:*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
