@@ -4,6 +4,7 @@ leader runs the window check at once and then every interval."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aiohttp import web
 from pymongo.errors import PyMongoError
@@ -42,13 +43,17 @@ class SchedulerRole:
     async def _lead(self, epoch: int) -> None:
         """The leader's work: a window check now, then every interval; a failed check is
         retried soon rather than an interval later."""
+        interval = self._rt.settings.window_interval_seconds
         while True:
+            started = time.monotonic()
             try:
                 await window_check(self._rt, epoch)
-                delay = self._rt.settings.window_interval_seconds
+                # A fixed cadence: the horizon assumes a check every interval, however long
+                # the check itself took.
+                delay = max(0.0, interval - (time.monotonic() - started))
             except (PyMongoError, RedisError, OSError) as exc:
                 log.warning("window_check_failed", error=type(exc).__name__)
-                delay = min(RETRY_SECONDS, self._rt.settings.window_interval_seconds)
+                delay = min(RETRY_SECONDS, interval)
             await asyncio.sleep(delay)
 
     async def _publish_gauges(self) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from shared.keys import LANES, Keys
 from shared.lua import Scripts
@@ -26,10 +27,12 @@ class DueQueue:
         self._keys = keys
         self._scripts = scripts
 
-    async def stage(self, job_id: str, due: datetime, priority: Priority | str) -> None:
+    async def stage(self, job_id: str, due: datetime, priority: Priority | str,
+                    client: Redis | Pipeline | None = None) -> None:
+        """Add or move the job's entry; with a pipeline as `client`, only queue the command."""
         score = int(due.timestamp() * 1000)
         await self._scripts.stage(keys=[self._keys.lane(priority), self._keys.wake],
-                                  args=[score, job_id])
+                                  args=[score, job_id], client=client)
 
     async def pop(self, limit: int) -> Popped:
         raw = await self._scripts.pop_due(keys=self._keys.lanes, args=[limit])

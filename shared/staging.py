@@ -21,6 +21,7 @@ async def stage_due(rt: Runtime, until: datetime, *, source: str, epoch: int | N
         {"state": {"$in": waiting}, "due_at": {"$lte": until}},
         projection={"_id": 1, "post_id": 1, "state": 1, "due_at": 1, "priority": 1,
                     "account_id": 1},
+        sort=[("due_at", 1)],
         batch_size=BATCH,
     )
     staged = 0
@@ -44,10 +45,5 @@ async def _stage_batch(rt: Runtime, jobs: list[Doc], source: str, epoch: int | N
         )
     }
     queued = await rt.queue.contains([j["_id"] for j in jobs])
-    staged = 0
-    for job in jobs:
-        if job["post_id"] not in live or job["_id"] in queued:
-            continue
-        if await rt.jobs.stage(job, source=source, epoch=epoch) is not None:
-            staged += 1
-    return staged
+    todo = [j for j in jobs if j["post_id"] in live and j["_id"] not in queued]
+    return await rt.jobs.stage_many(todo, source=source, epoch=epoch) if todo else 0
