@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs Herald's MongoDB dev server (tools/mongo-dev-server), building the jar first when it is
+# missing or older than its sources. Flags: [--port N] [--bind HOST] [--backend memory|h2] [--data FILE]
+set -euo pipefail
+
+dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/mongo-dev-server" && pwd)"
+jar="$dir/target/herald-mongo-dev-server.jar"
+
+stale() {
+    [[ ! -f "$jar" ]] || [[ -n "$(find "$dir/pom.xml" "$dir/src" -newer "$jar" -print -quit)" ]]
+}
+
+if stale; then
+    mkdir -p "$dir/target"
+    (
+        # Serialise concurrent first runs; the loser re-checks and finds a fresh jar.
+        flock 9
+        if stale; then
+            # Build beside the live jar, then rename: servers already running keep their (old) file.
+            if ! out="$(cd "$dir" && mvn -q -B package -DskipTests -Dshaded.jar="$jar.new" 2>&1)"; then
+                printf '%s\n' "$out" >&2
+                echo "mongo-dev-server.sh: maven build failed" >&2
+                exit 1
+            fi
+            mv -f "$jar.new" "$jar"
+        fi
+    ) 9>"$dir/target/.build.lock"
+fi
+
+exec java -Xmx2g -jar "$jar" "$@"

@@ -1,0 +1,46 @@
+package herald.mongodev;
+
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+
+import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.backend.Missing;
+import de.bwaldvogel.mongo.bson.BsonRegularExpression;
+import de.bwaldvogel.mongo.bson.Document;
+
+/**
+ * Picks candidate documents for a filter through a unique index.
+ *
+ * The library only uses an index when the filter's keys are exactly the index's keys, so a
+ * fenced update like {@code {_id: X, state: "staged"}} scans the whole collection. A filter
+ * that pins every key of some unique index to a plain value can match at most one document:
+ * we fetch it through the index and let the library's matcher check the rest of the filter.
+ */
+final class IndexedLookup {
+
+    private IndexedLookup() {
+    }
+
+    /** Candidate positions for {@code query}, or {@code null} when no unique index is fully pinned. */
+    static <P> Iterable<P> candidates(List<Index<P>> indexes, Document query) {
+        for (Index<P> index : indexes) {
+            if (index.isUnique() && index.getKeys().stream().allMatch(key -> isPlainValue(query.get(key.getKey())))) {
+                // getPositions only reads the index's keys, so the extra filter keys are ignored here.
+                return index.getPositions(query);
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Operator documents, embedded documents, arrays and regexes have non-equality semantics;
+     * null also matches missing fields, which sparse indexes leave out.
+     */
+    private static boolean isPlainValue(Object value) {
+        return !Missing.isNullOrMissing(value)
+            && !(value instanceof Map)
+            && !(value instanceof Collection)
+            && !(value instanceof BsonRegularExpression);
+    }
+}
