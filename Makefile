@@ -21,8 +21,7 @@ $(VENV)/.synced: pyproject.toml uv.lock
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null); }
 
 $(JAR): $(shell find tools/mongo-dev-server/src tools/mongo-dev-server/pom.xml 2>/dev/null)
-	cd tools/mongo-dev-server && mvn -q -B package -DskipTests
-	@touch $@
+	bash tools/mongo-dev-server.sh --build-only
 
 services: deps
 	$(PY) -m tools.devservers up

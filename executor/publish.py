@@ -25,7 +25,7 @@ from shared.metrics import (
     PUBLISH_DURATION,
     RATE_LIMIT_DEFERRALS,
 )
-from shared.models import Content, JobState, PostStatus
+from shared.models import TERMINAL_STATES, Content, JobState, PostStatus
 from shared.notify import Notifier
 from shared.providers.base import (
     AuthExpired,
@@ -42,8 +42,9 @@ from shared.store import Doc
 log = get_logger(__name__)
 
 CLAIMABLE = (JobState.PENDING, JobState.STAGED, JobState.RETRY_WAIT)
-#: A queue entry may be popped this early (clock rounding) and still be claimed.
-EARLY_TOLERANCE = timedelta(milliseconds=50)
+#: How early a job may be claimed: the worker's lead plus clock rounding. A queue entry popped
+#: earlier than this (left over from an earlier schedule) is not claimed.
+EARLY_CLAIM = timedelta(milliseconds=150)
 
 
 class LeaseLost(Exception):
@@ -95,7 +96,7 @@ class Publisher:
             expect=CLAIMABLE,
             to=JobState.RUNNING,
             reason="claimed",
-            extra_filter={"due_at": {"$lte": now + EARLY_TOLERANCE}},
+            extra_filter={"due_at": {"$lte": now + EARLY_CLAIM}},
             set_fields={
                 "lease": {"node_id": rt.settings.node_id, "token": token,
                           "expires_at": now + timedelta(seconds=rt.settings.lease_ttl_seconds)},
@@ -155,14 +156,9 @@ class Run:
     async def execute(self) -> None:
         rt, job = self.rt, self.job
         post = await rt.store.posts.find_one({"_id": job["post_id"]})
-        if post is None or post["status"] in (PostStatus.CANCELLED, PostStatus.COMPLETED):
-            await self.move(JobState.CANCELLED, "post cancelled", unset=["lease"],
-                            push=self.attempt("cancelled"))
-            JOBS.labels(outcome="cancelled").inc()
+        if not await self._post_is_live(post):
             return
-        if post["status"] == PostStatus.PAUSED:
-            await self.move(JobState.PENDING, "post paused", unset=["lease"])
-            return
+        assert post is not None
         if await self._missed(post):
             return
         account = await rt.store.accounts.find_one({"_id": job["account_id"]})
@@ -177,9 +173,29 @@ class Run:
             scheduled_for=job["scheduled_for"], content=content,
             config=account.get("config", {}), credentials=rt.box.open(account["credentials_enc"]),
         )
+        early = (job["due_at"] - rt.clock.now_dt()).total_seconds()
+        if early > 0:
+            # Claimed ahead of time: wait for the due time, then make sure the post was not
+            # cancelled or paused meanwhile (one read, only for jobs claimed early).
+            await asyncio.sleep(early)
+            status = await rt.store.posts.find_one({"_id": job["post_id"]}, {"status": 1})
+            if not await self._post_is_live(status):
+                return
         await self.move(JobState.PUBLISHING, "publishing",
                         set_fields={"publishing_at": rt.clock.now_dt()})
         await self._publish(post, account, request)
+
+    async def _post_is_live(self, post: Doc | None) -> bool:
+        """A cancelled post's job is cancelled; a paused post's job waits (out of the queue)."""
+        if post is None or post["status"] in (PostStatus.CANCELLED, PostStatus.COMPLETED):
+            await self.move(JobState.CANCELLED, "post cancelled", unset=["lease"],
+                            push=self.attempt("cancelled"))
+            JOBS.labels(outcome="cancelled").inc()
+            return False
+        if post["status"] == PostStatus.PAUSED:
+            await self.move(JobState.PENDING, "post paused", unset=["lease"])
+            return False
+        return True
 
     async def _missed(self, post: Doc) -> bool:
         rt, job = self.rt, self.job
@@ -331,11 +347,13 @@ class Run:
         if post.get("recurring"):
             return
         rt = self.rt
-        unfinished = await rt.store.jobs.find_one(
-            {"post_id": post["_id"], "state": {"$nin": [str(s) for s in (
-                JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.MISSED)]}},
-            projection={"_id": 1},
-        )
+        unfinished: Doc | None = None
+        # An unedited one-account post has exactly one job, this one: skip the look-up.
+        if len(post["account_ids"]) > 1 or post.get("version", 1) > 1:
+            unfinished = await rt.store.jobs.find_one(
+                {"post_id": post["_id"], "state": {"$nin": [str(s) for s in TERMINAL_STATES]}},
+                projection={"_id": 1},
+            )
         if unfinished is None:
             await rt.store.posts.update_one(
                 {"_id": post["_id"], "status": str(PostStatus.SCHEDULED)},

@@ -34,8 +34,9 @@ class DueQueue:
         await self._scripts.stage(keys=[self._keys.lane(priority), self._keys.wake],
                                   args=[score, job_id], client=client)
 
-    async def pop(self, limit: int) -> Popped:
-        raw = await self._scripts.pop_due(keys=self._keys.lanes, args=[limit])
+    async def pop(self, limit: int, lead_ms: int = 0) -> Popped:
+        """Pop up to `limit` jobs due within `lead_ms` from now, high lane first."""
+        raw = await self._scripts.pop_due(keys=self._keys.lanes, args=[limit, lead_ms])
         now_ms, next_due = int(raw[0]), int(raw[1])
         ids = [r.decode() if isinstance(r, bytes) else str(r) for r in raw[2:]]
         return Popped(now_ms, None if next_due < 0 else next_due, ids)

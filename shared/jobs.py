@@ -3,22 +3,17 @@ live event channel, and staging keeps MongoDB (the record) ahead of Redis (the c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from shared.due_queue import DueQueue
-from shared.keys import Keys
-from shared.logging import get_logger
+from shared.events import EventFeed
 from shared.metrics import JOBS_STAGED
 from shared.models import JobState, Priority
 from shared.store import Doc, Store
-
-log = get_logger(__name__)
 
 STAGEABLE = (JobState.PENDING, JobState.STAGED, JobState.RETRY_WAIT)
 
@@ -28,11 +23,12 @@ def iso(value: datetime) -> str:
 
 
 class JobBook:
-    def __init__(self, store: Store, redis: Redis, keys: Keys, queue: DueQueue, node_id: str):
+    def __init__(self, store: Store, redis: Redis, queue: DueQueue, events: EventFeed,
+                 node_id: str):
         self.store = store
         self.queue = queue
+        self.events = events
         self._redis = redis
-        self._keys = keys
         self.node_id = node_id
 
     async def transition(
@@ -57,11 +53,7 @@ class JobBook:
         }
 
     async def announce(self, doc: Doc, reason: str) -> None:
-        """Best effort: live events are a view, losing one loses nothing."""
-        try:
-            await self._redis.publish(self._keys.events, json.dumps(self._event(doc, reason)))
-        except RedisError:
-            log.debug("event_not_published", job_id=doc["_id"])
+        self.events.emit(self._event(doc, reason))
 
     async def stage_many(self, docs: list[Doc], *, source: str, epoch: int | None = None) -> int:
         """Stage a batch in three round trips instead of three per job: one conditional
@@ -91,10 +83,10 @@ class JobBook:
             for doc in ready:
                 await self.queue.stage(doc["_id"], doc["due_at"],
                                        doc.get("priority", Priority.NORMAL), client=pipe)
-                if doc["_id"] in moved:
-                    pipe.publish(self._keys.events, json.dumps(self._event(
-                        {**doc, "state": str(JobState.STAGED)}, source)))
             await pipe.execute()
+        for doc in ready:
+            if doc["_id"] in moved:
+                self.events.emit(self._event({**doc, "state": str(JobState.STAGED)}, source))
         JOBS_STAGED.labels(source=source).inc(len(ready))
         return len(ready)
 

@@ -17,6 +17,7 @@ from shared.clock import ClusterClock
 from shared.config import Settings
 from shared.crypto import CredentialBox
 from shared.due_queue import DueQueue
+from shared.events import EventFeed
 from shared.jobs import JobBook
 from shared.keys import Keys
 from shared.logging import get_logger
@@ -59,18 +60,21 @@ class Runtime:
         keys = Keys(settings.cluster_name)
         scripts = Scripts(redis)
         queue = DueQueue(redis, keys, scripts)
-        return cls(
+        events = EventFeed(redis, keys.events)
+        rt = cls(
             settings=settings,
             store=store,
             redis=redis,
             keys=keys,
             clock=clock,
             queue=queue,
-            jobs=JobBook(store, redis, keys, queue, settings.node_id),
+            jobs=JobBook(store, redis, queue, events, settings.node_id),
             box=CredentialBox(settings.secret_key),
             budgets=Budgets(redis, keys, scripts),
             http=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)),
         )
+        rt.spawn(events.run(), "events")
+        return rt
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a background task that lives as long as the node; a crash is logged loudly."""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Herald's MongoDB dev server (tools/mongo-dev-server), building the jar first when it is
 # missing or older than its sources. Flags: [--port N] [--bind HOST] [--backend memory|h2] [--data FILE]
+# `--build-only` builds (if needed) and exits: `make deps` uses it.
 set -euo pipefail
 
 dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/mongo-dev-server" && pwd)"
@@ -27,4 +28,5 @@ if stale; then
     ) 9>"$dir/target/.build.lock"
 fi
 
+[[ "${1:-}" == "--build-only" ]] && exit 0
 exec java -Xmx2g -jar "$jar" "$@"
