@@ -26,26 +26,31 @@ def horizon(rt: Runtime) -> datetime:
     return rt.clock.now_dt() + timedelta(seconds=rt.settings.horizon_seconds)
 
 
-async def stage_due(rt: Runtime, jobs: Iterable[Doc]) -> None:
-    """Stage the waiting jobs among `jobs` that are due within the horizon."""
+async def stage_due(rt: Runtime, jobs: Iterable[Doc]) -> list[Doc]:
+    """Stage the waiting jobs among `jobs` that are due within the horizon; returns `jobs` as
+    they are now (a job that lost a race to an executor keeps its old copy)."""
     until = horizon(rt)
+    current: list[Doc] = []
     for job in jobs:
         if job["state"] not in WAITING_STATES or job["due_at"] > until:
-            continue
-        if job["state"] == JobState.STAGED:
+            current.append(job)
+        elif job["state"] == JobState.STAGED:
             await rt.queue.stage(job["_id"], job["due_at"], job.get("priority", Priority.NORMAL))
+            current.append(job)
         else:
-            await rt.jobs.stage(job, source="api")
+            current.append(await rt.jobs.stage(job, source="api") or job)
+    return current
 
 
-async def plan(rt: Runtime, post: Doc) -> None:
-    """Materialise the post's occurrences up to the horizon for its active accounts, and stage
-    the new runnable ones."""
-    accounts = await rt.store.accounts.find(
-        {"_id": {"$in": post["account_ids"]}, "status": "active"}
-    ).to_list()
+async def plan(rt: Runtime, post: Doc, accounts: list[Doc] | None = None) -> list[Doc]:
+    """Materialise the post's occurrences up to the horizon for its active accounts (looked up
+    unless given), and stage the new runnable ones; returns the new jobs as they are now."""
+    if accounts is None:
+        accounts = await rt.store.accounts.find(
+            {"_id": {"$in": post["account_ids"]}, "status": "active"}
+        ).to_list()
     created = await materialise(rt, post, accounts, until=horizon(rt))
-    await stage_due(rt, (job for job in created if job["state"] == JobState.PENDING))
+    return await stage_due(rt, created)
 
 
 async def restage(rt: Runtime, post_id: str) -> None:

@@ -86,6 +86,11 @@ async def post_out(rt: Runtime, post_id: str) -> PostOut:
     jobs = await rt.store.jobs.find({"post_id": post_id}).sort(
         [("scheduled_for", 1), ("_id", 1)]
     ).to_list()
+    return post_view(rt, post, jobs)
+
+
+def post_view(rt: Runtime, post: Doc, jobs: list[Doc]) -> PostOut:
+    """The response for a post and its jobs (sorted by occurrence, then id)."""
     waiting = [j for j in jobs if j["state"] in WAITING_STATES]
     return PostOut(
         **_summary_fields(post, waiting, rt.clock.now_dt()),
@@ -128,9 +133,10 @@ async def create_post(request: web.Request) -> web.Response:
         "updated_at": now,
     }
     await rt.store.posts.insert_one(post)
-    if not body.draft:
-        await effects.plan(rt, post)
-    return respond(await post_out(rt, post["_id"]), status=201)
+    # A new post's jobs are exactly those planned now: answer from them, without reading back.
+    jobs = [] if body.draft else await effects.plan(rt, post, accounts)
+    jobs.sort(key=lambda j: (j["scheduled_for"], j["_id"]))
+    return respond(post_view(rt, post, jobs), status=201)
 
 
 async def list_posts(request: web.Request) -> web.Response:
