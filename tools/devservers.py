@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MONGO_LAUNCHER = ROOT / "tools" / "mongo-dev-server.sh"
-STATE_DIR = ROOT / ".herald"
+STATE_DIR = Path(os.environ.get("HERALD_STATE_DIR", ROOT / ".herald"))
 
 
 def free_port() -> int:
