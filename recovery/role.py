@@ -4,10 +4,12 @@ HERALD_FULL_SWEEP_CRON (UTC), each under a cluster-wide lock so only one node sw
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 
 from aiohttp import web
 from croniter import croniter
+from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
@@ -17,11 +19,16 @@ from shared.locks import RenewedLock
 from shared.logging import get_logger
 from shared.notify import Notifier
 from shared.runtime import Runtime
+from shared.store import Doc
 
 log = get_logger(__name__)
 
 #: The sweep lock's ttl; it is renewed while a sweep runs, however long that takes.
 SWEEP_LOCK_TTL = 30.0
+#: How often a recovery node looks for sweeps requested through the API.
+REQUEST_POLL_SECONDS = 1.0
+#: How many times a sweep waits for another node's sweep to end before giving up.
+LOCK_TRIES = 3
 
 
 class RecoveryRole:
@@ -36,33 +43,66 @@ class RecoveryRole:
         """Sweeps are requested through the admin API of scheduler nodes."""
 
     async def run(self) -> None:
+        """A light sweep every interval (full when the full-sweep schedule says so), and
+        between them the sweeps requested through the API."""
         settings = self._rt.settings
         next_full = self._next_full()
+        next_light = time.monotonic() + settings.light_sweep_seconds
         while True:
-            await asyncio.sleep(settings.light_sweep_seconds)
+            await asyncio.sleep(min(REQUEST_POLL_SECONDS,
+                                    max(0.0, next_light - time.monotonic())))
+            await self._requested()
+            if time.monotonic() < next_light:
+                continue
+            next_light = time.monotonic() + settings.light_sweep_seconds
             kind = "full" if self._rt.clock.now_dt() >= next_full else "light"
             if await self.sweep_once(kind) and kind == "full":
                 next_full = self._next_full()
+
+    async def _requested(self) -> None:
+        """Claim and run one requested sweep; the claim is atomic, so one node runs it."""
+        try:
+            report = await self._rt.store.sweeps.find_one_and_update(
+                {"status": "requested"},
+                {"$set": {"status": "claimed", "node_id": self._rt.settings.node_id}},
+                sort=[("_id", 1)], return_document=ReturnDocument.AFTER,
+            )
+        except PyMongoError as exc:
+            log.warning("sweep_requests_unreadable", error=type(exc).__name__)
+            return
+        if report is not None:
+            await self.sweep_once(report["kind"], report)
 
     def _next_full(self) -> datetime:
         nxt: datetime = croniter(self._rt.settings.full_sweep_cron,
                                  self._rt.clock.now_dt()).get_next(datetime)
         return nxt
 
-    async def sweep_once(self, kind: str) -> bool:
-        """Run one sweep unless another node is sweeping; True when this node swept."""
+    async def sweep_once(self, kind: str, report: Doc | None = None) -> bool:
+        """Run one sweep, waiting briefly for another node's sweep to end; True when this node
+        swept."""
         lock = RenewedLock(self._rt.redis, self._rt.keys.sweep_lock, SWEEP_LOCK_TTL)
         try:
-            if not await lock.acquire():
+            if not await self._acquire(lock):
+                if report is not None:
+                    await self._rt.store.sweeps.update_one(
+                        {"_id": report["_id"]}, {"$set": {"status": "requested"}})
                 return False
             try:
-                await self._sweeper.sweep(kind)
+                await self._sweeper.sweep(kind, report)
             finally:
                 await lock.release()
         except (PyMongoError, RedisError, OSError) as exc:
             log.warning("sweep_failed", kind=kind, error=type(exc).__name__)
             return False
         return True
+
+    async def _acquire(self, lock: RenewedLock) -> bool:
+        for _ in range(LOCK_TRIES):
+            if await lock.acquire():
+                return True
+            await asyncio.sleep(REQUEST_POLL_SECONDS)
+        return False
 
     async def stop(self) -> None:
         """A sweep interrupted by the stop is repeated by the next one; nothing to drain."""

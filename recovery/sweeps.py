@@ -35,12 +35,13 @@ class Sweeper:
         self._rt = rt
         self._publisher = publisher
 
-    async def sweep(self, kind: str, report_id: str | None = None) -> Doc:
+    async def sweep(self, kind: str, report: Doc | None = None) -> Doc:
+        """Run a sweep and record its report: a new one, or the requested `report`."""
         rt = self._rt
         started = time.monotonic()
-        report: Doc = {"_id": report_id or new_id(), "kind": kind,
-                       "node_id": rt.settings.node_id, "started_at": rt.clock.now_dt(),
-                       "status": "running", "repairs": {}}
+        report = {**(report or {"_id": new_id()}), "kind": kind,
+                  "node_id": rt.settings.node_id, "started_at": rt.clock.now_dt(),
+                  "status": "running", "repairs": {}}
         await rt.store.sweeps.replace_one({"_id": report["_id"]}, report, upsert=True)
         repairs: Counter[str] = Counter()
         stuck: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 from aiohttp import web
 from pymongo.errors import PyMongoError
@@ -14,13 +15,15 @@ from scheduler.api import add_api_routes
 from scheduler.election import Election
 from scheduler.window import window_check
 from shared.logging import get_logger
-from shared.metrics import OLDEST_PENDING_AGE, OVERDUE, QUEUE_DEPTH
+from shared.metrics import OLDEST_PENDING_AGE, OVERDUE, QUEUE_DEPTH, REDIS_RESETS
 from shared.runtime import Runtime
 
 log = get_logger(__name__)
 
 GAUGE_SECONDS = 5.0
 RETRY_SECONDS = 5.0
+#: How often the leader checks the Redis generation marker: the bound on noticing lost data.
+GENERATION_POLL_SECONDS = 1.0
 
 
 class SchedulerRole:
@@ -41,20 +44,39 @@ class SchedulerRole:
         await self._election.stop()
 
     async def _lead(self, epoch: int) -> None:
-        """The leader's work: a window check now, then every interval; a failed check is
-        retried soon rather than an interval later."""
+        """The leader's work: a window check now, then every interval (a fixed cadence: the
+        horizon assumes one check per interval, however long a check takes), and at once when
+        Redis lost its data. A failed check is retried soon rather than an interval later."""
         interval = self._rt.settings.window_interval_seconds
+        generation: str | None = None
+        next_check = time.monotonic()
         while True:
-            started = time.monotonic()
             try:
-                await window_check(self._rt, epoch)
-                # A fixed cadence: the horizon assumes a check every interval, however long
-                # the check itself took.
-                delay = max(0.0, interval - (time.monotonic() - started))
+                current = await self._generation()
+                if generation is not None and current != generation:
+                    REDIS_RESETS.inc()
+                    log.warning("redis_data_lost", action="window check now")
+                    next_check = time.monotonic()
+                generation = current
+                if time.monotonic() >= next_check:
+                    started = time.monotonic()
+                    await window_check(self._rt, epoch)
+                    next_check = started + interval
             except (PyMongoError, RedisError, OSError) as exc:
                 log.warning("window_check_failed", error=type(exc).__name__)
-                delay = min(RETRY_SECONDS, interval)
-            await asyncio.sleep(delay)
+                next_check = time.monotonic() + min(RETRY_SECONDS, interval)
+            await asyncio.sleep(
+                min(GENERATION_POLL_SECONDS, max(0.0, next_check - time.monotonic())))
+
+    async def _generation(self) -> str:
+        """The token marking this Redis dataset; a flushed or restarted Redis has none, so a
+        new one is set and the change tells the leader to rebuild the queue."""
+        key = self._rt.keys.generation
+        async with self._rt.redis.pipeline(transaction=False) as pipe:
+            pipe.set(key, uuid.uuid4().hex, nx=True)
+            pipe.get(key)
+            _, value = await pipe.execute()
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     async def _publish_gauges(self) -> None:
         while True:

@@ -8,7 +8,6 @@ buffered for a few milliseconds and sent in one pipeline; losing a batch loses n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any
 
@@ -24,30 +23,26 @@ class EventFeed:
         self._redis = redis
         self._channel = channel
         self._buffer: list[str] = []
-        self._ready = asyncio.Event()
 
     def emit(self, event: dict[str, Any]) -> None:
         if len(self._buffer) < MAX_BUFFER:
             self._buffer.append(json.dumps(event))
-        self._ready.set()
 
     async def run(self) -> None:
-        try:
-            while True:
-                await self._ready.wait()
-                await asyncio.sleep(FLUSH_SECONDS)
+        """Flush every few milliseconds until cancelled (an idle tick costs microseconds)."""
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            if self._buffer:
                 await self.flush()
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.flush())
 
     async def flush(self) -> None:
-        self._ready.clear()
         batch, self._buffer = self._buffer, []
         if not batch:
             return
-        with contextlib.suppress(RedisError, OSError):
+        try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for message in batch:
                     pipe.publish(self._channel, message)
                 await pipe.execute()
+        except (RedisError, OSError):
+            return

@@ -74,6 +74,11 @@ PROVIDER_ERRORS = Counter(
     ["platform", "error_class"],
     registry=REGISTRY,
 )
+REDIS_RESETS = Counter(
+    "herald_redis_resets",
+    "Times the leader found Redis had lost its data (generation marker gone) and rebuilt it.",
+    registry=REGISTRY,
+)
 WINDOW_CHECKS = Counter(
     "herald_window_checks", "Window checks run by the leader.", registry=REGISTRY
 )

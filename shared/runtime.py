@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from shared.store import Store, database_name
 log = get_logger(__name__)
 
 READY_TIMEOUT_SECONDS = 2.0
+CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Runtime:
     jobs: JobBook
     box: CredentialBox
     budgets: Budgets
+    events: EventFeed
     http: aiohttp.ClientSession
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -71,6 +72,7 @@ class Runtime:
             jobs=JobBook(store, redis, queue, events, settings.node_id),
             box=CredentialBox(settings.secret_key),
             budgets=Budgets(redis, keys, scripts),
+            events=events,
             http=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)),
         )
         rt.spawn(events.run(), "events")
@@ -101,10 +103,13 @@ class Runtime:
         return {"mongodb": mongo, "redis": redis}
 
     async def close(self) -> None:
+        """Stop background tasks (bounded: a stuck task must not hold the process), send the
+        last live events, and close the connections."""
         for task in list(self.tasks):
             task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=CLOSE_TIMEOUT_SECONDS)
+        await self.events.flush()
         await self.http.close()
         await self.store.close()
         await self.redis.aclose()

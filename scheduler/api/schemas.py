@@ -321,3 +321,36 @@ class ClusterOut(BaseModel):
     leader: LeaderOut | None
     nodes: list[NodeOut]
     queue: QueueOut
+
+
+class SweepRequest(Strict):
+    kind: Literal["light", "full"]
+
+
+class SweepAccepted(BaseModel):
+    id: str
+
+
+class SweepQuery(Strict):
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 20
+    #: Reports are listed newest first; `after` continues with those older than this id.
+    after: Annotated[str, Field(pattern=ID_PATTERN)] | None = None
+
+
+class SweepOut(BaseModel):
+    id: str
+    kind: str
+    status: Literal["requested", "claimed", "running", "succeeded", "failed"]
+    node_id: str | None = None
+    requested_at: UtcTime | None = None
+    started_at: UtcTime | None = None
+    finished_at: UtcTime | None = None
+    duration_seconds: float | None = None
+    repairs: dict[str, int] = {}
+    stuck_jobs: list[str] = []
+    error: str | None = None
+
+
+class SweepPage(BaseModel):
+    items: list[SweepOut]
+    next: str | None
