@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from executor.publish import Publisher, Run
 from shared.config import Settings
@@ -106,6 +109,39 @@ async def test_exhausted_retries_fail_the_job_and_post(rt: Runtime,
         done = await wait_state(rt, job["_id"], {JobState.FAILED})
     assert len(done["attempts"]) == rt.settings.retry_max_attempts + 1
     assert (await rt.store.posts.find_one({"_id": post["_id"]}) or {})["status"] == "error"
+
+
+async def test_final_failure_is_announced_to_the_admin_webhook(
+    settings: Settings, receiver: WebhookReceiver
+) -> None:
+    announced: list[dict[str, object]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        announced.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/notify", hook)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    notify_url = str(server.make_url("/notify"))
+    runtime = await Runtime.open(settings.model_copy(update={"notify_webhook_url": notify_url}))
+    try:
+        receiver.script.permanent_next = 1
+        account = await make_account(runtime, receiver)
+        _, (job,) = await make_post(runtime, [account], runtime.clock.now_dt())
+        async with running_executor(runtime):
+            await wait_state(runtime, job["_id"], {JobState.FAILED})
+            async with asyncio.timeout(5):
+                while not announced:
+                    await asyncio.sleep(0.02)
+    finally:
+        await runtime.store.client.drop_database(runtime.store.db.name)
+        await runtime.close()
+        await server.close()
+    assert announced[0]["event"] == "job.failed" and announced[0]["job_id"] == job["_id"]
+    assert "permanent" in str(announced[0]["error"])
+    assert SECRET not in json.dumps(announced)
 
 
 async def test_permanent_error_fails_at_once(rt: Runtime, receiver: WebhookReceiver) -> None:
