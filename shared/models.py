@@ -168,27 +168,13 @@ class CronSchedule(Strict):
 Schedule = AtSchedule | CronSchedule
 
 
-def schedule_from_doc(doc: dict[str, Any]) -> Schedule:
-    if "at" in doc:
-        return AtSchedule.model_validate(doc)
-    return CronSchedule.model_validate(doc)
-
-
-class Attempt(BaseModel):
-    n: int
-    node_id: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    outcome: str | None = None
-    error: str | None = None
-
-
-class JobResult(BaseModel):
-    platform_post_id: str | None = None
-    url: str | None = None
-
-
 PlatformName = Literal[
     "webhook", "mastodon", "bluesky", "x", "linkedin", "facebook", "instagram", "telegram",
     "discord", "slack",
 ]
+
+
+def schedule_from_doc(doc: dict[str, Any]) -> Schedule:
+    if "at" in doc:
+        return AtSchedule.model_validate(doc)
+    return CronSchedule.model_validate(doc)

@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from pymongo.uri_parser import parse_uri
 
-from shared.models import JobState
+from shared.models import JobState, can_transition
 
 Doc = dict[str, Any]
 Clock = Callable[[], datetime]
@@ -106,6 +106,10 @@ class Store:
         Returns the updated document, or None when the job was not in an expected state (or the
         fence no longer matches): the caller lost the race and must not touch the job.
         """
+        expect = list(expect)
+        illegal = [s for s in expect if not can_transition(s, to)]
+        if illegal:
+            raise ValueError(f"no transition from {illegal} to {to} in the job state machine")
         now = self.now()
         query: Doc = {"_id": job_id, "state": {"$in": [str(s) for s in expect]}}
         if fence is not None:
