@@ -54,5 +54,8 @@ store-probe: deps
 bench: deps
 	$(PY) bench/throughput
 
+chaos: deps
+	$(PY) bench/chaos
+
 clean: services-down
 	rm -rf $(VENV) tools/mongo-dev-server/target .herald
