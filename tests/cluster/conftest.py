@@ -3,6 +3,7 @@ session's servers, with timings shortened so failover and retries happen within 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -46,16 +47,26 @@ def cluster_env(env: dict[str, str]) -> dict[str, str]:
 def cluster(
     cluster_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Cluster]:
+    """A cluster with no nodes yet, on the session's servers (see `managed_cluster`)."""
+    with managed_cluster(cluster_env, tmp_path, request) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def managed_cluster(
+    env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
     """A cluster with no nodes yet; afterwards every child is stopped by PID, the logs are shown
-    if the test failed, and the test's database and Redis keys are removed."""
-    made = Cluster(cluster_env, workdir=tmp_path / "cluster")
+    if the test failed, and the test's database and Redis keys are removed. Fixtures that give
+    a test servers of its own build their cluster with this, on their environment."""
+    made = Cluster(env, workdir=tmp_path / "cluster")
     try:
         yield made
     finally:
         made.stop()
         if request.node.stash.get(FAILED, False):
             print(made.log_tails(60))
-        _forget(cluster_env)
+        _forget(env)
 
 
 def _forget(env: dict[str, str]) -> None:
