@@ -224,10 +224,13 @@ class Run:
         return True
 
     async def _over_budget(self, account: Doc) -> bool:
-        per_minute = (account.get("rate_limit") or {}).get("per_minute")
-        if not per_minute:
-            return False
-        wait = await self.rt.budgets.take(f"account:{account['_id']}", float(per_minute))
+        limits = account.get("rate_limit") or {}
+        scope = f"account:{account['_id']}"
+        wait = 0.0
+        if limits.get("per_day"):
+            wait = await self.rt.budgets.take_daily(scope, int(limits["per_day"]))
+        if not wait and limits.get("per_minute"):
+            wait = await self.rt.budgets.take(scope, float(limits["per_minute"]))
         if wait <= 0:
             return False
         RATE_LIMIT_DEFERRALS.labels(platform=account["platform"], source="budget").inc()

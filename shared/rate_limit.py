@@ -1,4 +1,5 @@
-"""Per-account and per-platform publish budgets (GCRA in Redis): over budget defers, never fails."""
+"""Per-account publish budgets in Redis, on the Redis clock: a GCRA rate and a daily quota.
+A job over budget is deferred to when the budget frees, never failed."""
 
 from __future__ import annotations
 
@@ -21,3 +22,12 @@ class Budgets:
             keys=[self._keys.budget(scope)], args=[interval_ms, burst]
         )
         return 0.0 if int(allowed) else int(wait_ms) / 1000
+
+    async def take_daily(self, scope: str, per_day: int) -> float:
+        """Take one of today's (UTC) `per_day` units; 0 when admitted, else seconds until
+        tomorrow. A unit taken by a job then deferred by the rate is not given back: the
+        quota errs on the side of the platform's limit."""
+        allowed, wait_s = await self._scripts.daily_quota(
+            keys=[self._keys.budget(f"{scope}:day")], args=[per_day]
+        )
+        return 0.0 if int(allowed) else float(wait_s)

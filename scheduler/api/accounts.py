@@ -74,7 +74,7 @@ async def create_account(request: web.Request) -> web.Response:
         "name": body.name,
         "config": body.config,
         "credentials_enc": rt.box.seal(body.credentials),
-        "rate_limit": body.rate_limit.model_dump() if body.rate_limit else None,
+        "rate_limit": body.rate_limit.model_dump(exclude_none=True) if body.rate_limit else None,
         "on_unknown": str(body.on_unknown),
         "status": "active",
         "created_at": now,
@@ -103,7 +103,9 @@ async def patch_account(request: web.Request) -> web.Response:
     if "on_unknown" in given and body.on_unknown is not None:
         changes["on_unknown"] = str(body.on_unknown)
     if "rate_limit" in given:
-        changes["rate_limit"] = body.rate_limit.model_dump() if body.rate_limit else None
+        changes["rate_limit"] = (
+            body.rate_limit.model_dump(exclude_none=True) if body.rate_limit else None
+        )
     if body.config is not None or body.credentials is not None:
         provider = _provider(rt, doc["platform"])
         if provider is None:

@@ -19,6 +19,7 @@ from pydantic import (
     Tag,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from shared.models import (
@@ -92,7 +93,16 @@ def _not_null(value: object) -> object:
 
 
 class RateLimit(Strict):
-    per_minute: Annotated[int, Field(gt=0, le=1_000_000)]
+    """A per-account publish budget: `per_minute` paces, `per_day` caps (UTC days)."""
+
+    per_minute: Annotated[int, Field(gt=0, le=1_000_000)] | None = None
+    per_day: Annotated[int, Field(gt=0, le=100_000_000)] | None = None
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> RateLimit:
+        if self.per_minute is None and self.per_day is None:
+            raise ValueError("give per_minute, per_day or both")
+        return self
 
 
 class AccountCreate(Strict):
@@ -202,7 +212,7 @@ class AccountOut(BaseModel):
     name: str
     config: dict[str, Any]
     status: str
-    rate_limit: RateLimit | None
+    rate_limit: dict[str, int] | None
     on_unknown: OnUnknown
     created_at: UtcTime
     updated_at: UtcTime

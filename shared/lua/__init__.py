@@ -19,3 +19,4 @@ class Scripts:
         self.pop_due: AsyncScript = redis.register_script(source("pop_due"))
         self.stage: AsyncScript = redis.register_script(source("stage"))
         self.gcra: AsyncScript = redis.register_script(source("gcra"))
+        self.daily_quota: AsyncScript = redis.register_script(source("daily_quota"))

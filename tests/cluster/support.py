@@ -1,16 +1,25 @@
 """What the cluster tests share: a webhook account, posts created in bulk through the API,
-waiting on the receiver, and reading every job back through the API."""
+waiting on the receiver, reading every job back through the API, and for the fault tests:
+checking deliveries that may include idempotent repeats, servers a test owns, signals."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import statistics
 import time
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tools.localcluster import Cluster, Node, Receiver
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from tools.devservers import Server
+from tools.localcluster import Cluster, Node, Receiver, http_json
 
 
 def webhook_account(cluster: Cluster, receiver: Receiver, node: Node | None = None) -> str:
@@ -135,3 +144,146 @@ def describe_lateness(values: Sequence[float]) -> str:
     p99 = values[min(len(values) - 1, round(0.99 * (len(values) - 1)))]
     return (f"lateness over {len(values)} deliveries: p50 {statistics.median(values):.3f}s, "
             f"p99 {p99:.3f}s, max {values[-1]:.3f}s, min {values[0]:.3f}s")
+
+
+# --- fault tests --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What `check_deliveries` found: every accepted delivery's lateness (sorted) and the
+    repeats under the same key (the idempotent retries a fault may cause) per key."""
+
+    lateness: list[float]
+    repeats: Counter[str]
+
+
+def check_deliveries(
+    report: dict[str, Any], posts: Sequence[dict[str, Any]], *, lateness_bound: float,
+    outcomes: Sequence[str] = ("accepted", "repeat"),
+) -> Verdict:
+    """The receiver's view of a run with faults: every job accepted; every accepted key one of
+    our jobs, and each (post, account) occurrence accepted under exactly one key, its job's (two
+    keys for one occurrence would be two jobs, i.e. a duplicate post no idempotency key can
+    catch); no outcome outside `outcomes`; every acceptance within `lateness_bound` seconds of
+    its scheduled time. Repeats of an accepted key are allowed: they are counted and printed."""
+    expected = {(p["id"], j["account_id"]): j["id"] for p in posts for j in p["jobs"]}
+    jobs = set(expected.values())
+    deliveries: list[dict[str, Any]] = report["deliveries"]
+    odd = [(d["key"], d["outcome"], d["status"]) for d in deliveries
+           if d["outcome"] not in outcomes]
+    assert not odd, f"{len(odd)} deliveries with an outcome outside {outcomes}: {odd[:20]}"
+    accepted = [d for d in deliveries if d["outcome"] == "accepted"]
+    missing = sorted(jobs - {d["key"] for d in accepted})
+    assert not missing, (f"{len(missing)} of {len(jobs)} jobs never accepted by the receiver: "
+                         f"{missing[:50]}{' ...' if len(missing) > 50 else ''}")
+    unknown = sorted({d["key"] for d in accepted} - jobs)
+    assert not unknown, f"accepted under keys that are none of our jobs: {unknown[:20]}"
+    keys: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+    for d in accepted:
+        keys[(d["post_id"], d["body"]["account_id"])].add(d["key"])
+    wrong = {pair: sorted(found) for pair, found in keys.items() if found != {expected[pair]}}
+    assert not wrong, f"occurrences accepted under another key than their job's: {wrong}"
+
+    repeats = Counter(d["key"] for d in deliveries if d["outcome"] == "repeat")
+    print(f"{len(accepted)} accepted; {sum(repeats.values())} repeats under the same key "
+          f"({len(repeats)} jobs){': ' + str(dict(repeats)) if repeats else ''}")
+    late = lateness(report)
+    print(describe_lateness(late))
+    over = sorted((round(d["arrived_at"] - _scheduled(d), 3), d["key"]) for d in accepted
+                  if d["arrived_at"] - _scheduled(d) > lateness_bound)
+    assert not over, f"{len(over)} deliveries later than {lateness_bound:.1f}s: {over[-20:]}"
+    return Verdict(late, repeats)
+
+
+def _scheduled(delivery: dict[str, Any]) -> float:
+    return datetime.fromisoformat(delivery["scheduled_for"]).timestamp()
+
+
+def assert_record_matches(jobs: Sequence[dict[str, Any]], report: dict[str, Any]) -> None:
+    """Herald's record agrees with the receiver: one successful attempt per job, and the
+    platform post id it kept is the one the receiver gave the key's first (accepted) request."""
+    assert_one_success_each(jobs)
+    answers: dict[str, dict[str, Any]] = report["accepted"]
+    kept = {j["id"]: (j["result"] or {}).get("platform_post_id") for j in jobs}
+    wrong = {k: (v, answers[k]["id"]) for k, v in kept.items() if v != answers[k]["id"]}
+    assert not wrong, f"platform post ids kept differ from the receiver's (ours, its): {wrong}"
+
+
+def sweep_repairs(cluster: Cluster, node: Node | None = None) -> Counter[str]:
+    """Repairs by reason, summed over every sweep report `GET /sweeps` lists."""
+    repairs: Counter[str] = Counter()
+    after: str | None = None
+    while True:
+        page = cluster.api("GET", "/sweeps?limit=500" + (f"&after={after}" if after else ""),
+                           node=node)
+        for sweep in page["items"]:
+            repairs.update(sweep.get("repairs") or {})
+        after = page["next"]
+        if after is None:
+            return repairs
+
+
+def metric(node: Node, name: str) -> float | None:
+    """The sum of a metric's samples in the node's `/metrics`; None when it has none."""
+    status, text = http_json("GET", node.url + "/metrics", timeout=5)
+    assert status == 200 and isinstance(text, str), f"{node.name} /metrics -> {status}"
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.split("{", 1)[0].split(" ", 1)[0] == name]
+    return sum(values) if values else None
+
+
+@contextlib.contextmanager
+def paused(node: Node) -> Iterator[None]:
+    """SIGSTOP the node's process group for the block; SIGCONT however the block ends (a
+    stopped node would not even hear the SIGTERM of the cluster's stop)."""
+    node.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        node.send_signal(signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def record(env: dict[str, str]) -> Iterator[Database[dict[str, Any]]]:
+    """Herald's MongoDB database, for what the API does not show (leases, transitions)."""
+    client: MongoClient[dict[str, Any]] = MongoClient(env["MONGODB_URI"], tz_aware=True)
+    try:
+        yield client.get_default_database()
+    finally:
+        client.close()
+
+
+class OwnServer:
+    """A development server one test owns, so that it may flush, stop and restart it. A
+    restart keeps the port, so the nodes keep their URL; `start(port)` starts one (a free port
+    when None)."""
+
+    def __init__(self, start: Callable[[int | None], Server]) -> None:
+        self._start = start
+        self.server = start(None)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @contextlib.contextmanager
+    def down(self) -> Iterator[None]:
+        """Stopped for the block, started again on the same port however the block ends."""
+        self.server.stop()
+        try:
+            yield
+        finally:
+            self.server = self._start(self.port)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def due_times(posts: Sequence[dict[str, Any]]) -> list[datetime]:
+    """The posts' scheduled times as the API answered them, sorted."""
+    return sorted(datetime.fromisoformat(p["schedule"]["at"]) for p in posts)
+
+
+def sleep_until(when: datetime) -> None:
+    time.sleep(max(0.0, (when - datetime.now(UTC)).total_seconds()))

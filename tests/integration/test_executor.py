@@ -249,3 +249,21 @@ async def test_duplicate_queue_entries_publish_once(rt: Runtime,
         await wait_state(rt, job["_id"], {JobState.SUCCEEDED})
         await asyncio.sleep(0.3)
     assert len(receiver.deliveries) == 1
+
+
+async def test_daily_quota_defers_to_the_next_utc_day(rt: Runtime,
+                                                      receiver: WebhookReceiver) -> None:
+    account = await make_account(rt, receiver, rate_limit={"per_day": 1})
+    now = rt.clock.now_dt()
+    _, (first,) = await make_post(rt, [account], now)
+    _, (second,) = await make_post(rt, [account], now)
+    async with running_executor(rt):
+        await wait_state(rt, first["_id"], {JobState.SUCCEEDED})
+        deferred = await wait_state(rt, second["_id"], {JobState.STAGED})
+        async with asyncio.timeout(5):
+            while deferred["due_at"] <= now:
+                deferred = await wait_state(rt, second["_id"], {JobState.STAGED})
+    tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert abs((deferred["due_at"] - tomorrow).total_seconds()) < 2
+    assert deferred["attempt_count"] == 0
+    assert len(receiver.deliveries) == 1
