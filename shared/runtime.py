@@ -108,7 +108,9 @@ class Runtime:
         for task in list(self.tasks):
             task.cancel()
         if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=CLOSE_TIMEOUT_SECONDS)
+            _, stuck = await asyncio.wait(set(self.tasks), timeout=CLOSE_TIMEOUT_SECONDS)
+            if stuck:
+                log.warning("tasks_not_stopped", tasks=sorted(t.get_name() for t in stuck))
         await self.events.flush()
         await self.http.close()
         await self.store.close()
