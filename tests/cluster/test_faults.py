@@ -116,7 +116,14 @@ def settle(
     receiver's report and the record (one transition to `succeeded` per job, too). Returns the
     verdict, the receiver's report and the jobs."""
     jobs = job_ids(posts)
-    wait_delivered(receiver, jobs, timeout=bound + 30, settle=0)
+    try:
+        wait_delivered(receiver, jobs, timeout=bound + 30, settle=0)
+    except AssertionError as exc:
+        missing = sorted(set(jobs) - set(receiver.deliveries()["accepted"]))[:10]
+        with record(cluster.env) as db:
+            found = list(db["jobs"].find({"_id": {"$in": missing}},
+                                         {"state": 1, "lease": 1, "due_at": 1, "transitions": 1}))
+        raise AssertionError(f"{exc}\nwhat the record says of them: {found}") from None
     records = wait_succeeded(cluster, account_id, jobs, timeout=60)
     report = receiver.deliveries()
     verdict = check_deliveries(report, posts, lateness_bound=bound, outcomes=outcomes)
