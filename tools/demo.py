@@ -18,6 +18,7 @@ STATE = devservers.STATE_DIR
 PORTS = (8081, 8082, 8083)
 RECEIVER_PORT = 9000
 SECRET = "demo-webhook-secret"
+ACCOUNT_NAME = "demo receiver"
 
 
 def _env_file(path: Path) -> dict[str, str]:
@@ -40,11 +41,28 @@ def _at(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
 
 
-def _schedule_demo_posts(cluster: Cluster, hook_url: str) -> None:
-    account = cluster.api("POST", "/accounts", {
-        "platform": "webhook", "name": "demo receiver", "config": {"url": hook_url},
+def _demo_account(cluster: Cluster, hook_url: str) -> dict[str, str]:
+    """The demo's account, reused across runs (the data is kept between `make run`s); the
+    recurring post of an earlier run is cancelled so each run shows one of each."""
+    accounts = cluster.api("GET", "/accounts?limit=500")["items"]
+    for account in accounts:
+        if account["name"] == ACCOUNT_NAME:
+            posts = cluster.api("GET", f"/posts?account_id={account['id']}&status=scheduled"
+                                "&limit=500")["items"]
+            for post in posts:
+                cluster.api("POST", f"/posts/{post['id']}/cancel")
+            updated: dict[str, str] = cluster.api("PATCH", f"/accounts/{account['id']}", {
+                "config": {"url": hook_url}, "credentials": {"secret": SECRET}})
+            return updated
+    created: dict[str, str] = cluster.api("POST", "/accounts", {
+        "platform": "webhook", "name": ACCOUNT_NAME, "config": {"url": hook_url},
         "credentials": {"secret": SECRET},
     })
+    return created
+
+
+def _schedule_demo_posts(cluster: Cluster, hook_url: str) -> None:
+    account = _demo_account(cluster, hook_url)
     posts = [
         ("Hello from Herald! Scheduled through the admin API three seconds ago.", 3),
         ("A second post, five seconds later.", 8),
