@@ -7,6 +7,7 @@ matches nothing means the lease was lost, so the run stops without touching the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,14 +78,18 @@ class Publisher:
             if job is None:
                 return
             with structlog.contextvars.bound_contextvars(job_id=job_id):
-                renewal = asyncio.create_task(self._renew_lease(job), name=f"lease {job_id}")
+                finished = asyncio.Event()
+                renewal = asyncio.create_task(self._renew_lease(job, finished),
+                                              name=f"lease {job_id}")
                 try:
                     await Run(self, job).execute()
                 except LeaseLost:
                     LEASE_LOSSES.inc()
                     log.warning("lease_lost", lease_seq=job["lease_seq"])
                 finally:
-                    renewal.cancel()
+                    # Stopped, not cancelled: a cancelled pymongo call can wedge the client.
+                    finished.set()
+                    await renewal
         finally:
             await lock.release()
 
@@ -105,12 +110,16 @@ class Publisher:
             inc={"lease_seq": 1},
         )
 
-    async def _renew_lease(self, job: Doc) -> None:
-        """Push the MongoDB lease expiry forward while the job runs; a miss means it was lost."""
+    async def _renew_lease(self, job: Doc, finished: asyncio.Event) -> None:
+        """Push the MongoDB lease expiry forward until the run finishes; a miss means the
+        lease was lost."""
         rt = self._rt
         ttl = rt.settings.lease_ttl_seconds
         while True:
-            await asyncio.sleep(ttl / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), ttl / 3)
+            if finished.is_set():
+                return
             expires = rt.clock.now_dt() + timedelta(seconds=ttl)
             try:
                 result = await rt.store.jobs.update_one(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pymongo
 from pymongo.errors import PyMongoError
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
@@ -23,6 +24,7 @@ MAX_SLEEP = 1.0
 #: are done when the due time comes and only the platform call remains.
 LEAD_MS = 100
 ERROR_BACKOFF = 1.0
+PING_TIMEOUT_SECONDS = 5.0
 
 
 class Worker:
@@ -73,7 +75,8 @@ class Worker:
         """After a MongoDB error, claiming waits for a ping: while MongoDB is unreachable the
         queue is left untouched instead of being drained into failed claims."""
         try:
-            await asyncio.wait_for(self._rt.store.ping(), 5)
+            with pymongo.timeout(PING_TIMEOUT_SECONDS):  # a deadline, not a cancellation
+                await self._rt.store.ping()
         except (PyMongoError, TimeoutError, OSError) as exc:
             log.warning("store_unavailable", error=type(exc).__name__)
             return False

@@ -32,6 +32,9 @@ class SchedulerRole:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._election = Election(rt, self._lead)
+        #: The Redis generation this node last saw, kept across leadership terms: a flush also
+        #: deletes the leader key, so the term that notices it is usually a new one.
+        self._generation: str | None = None
 
     def add_routes(self, app: web.Application) -> None:
         add_api_routes(app)
@@ -48,16 +51,15 @@ class SchedulerRole:
         horizon assumes one check per interval, however long a check takes), and at once when
         Redis lost its data. A failed check is retried soon rather than an interval later."""
         interval = self._rt.settings.window_interval_seconds
-        generation: str | None = None
         next_check = time.monotonic()
         while True:
             try:
-                current = await self._generation()
-                if generation is not None and current != generation:
+                current = await self._read_generation()
+                if self._generation is not None and current != self._generation:
                     REDIS_RESETS.inc()
                     log.warning("redis_data_lost", action="window check now")
                     next_check = time.monotonic()
-                generation = current
+                self._generation = current
                 if time.monotonic() >= next_check:
                     started = time.monotonic()
                     await window_check(self._rt, epoch)
@@ -68,7 +70,7 @@ class SchedulerRole:
             await asyncio.sleep(
                 min(GENERATION_POLL_SECONDS, max(0.0, next_check - time.monotonic())))
 
-    async def _generation(self) -> str:
+    async def _read_generation(self) -> str:
         """The token marking this Redis dataset; a flushed or restarted Redis has none, so a
         new one is set and the change tells the leader to rebuild the queue."""
         key = self._rt.keys.generation

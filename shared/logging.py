@@ -48,11 +48,13 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # Tracebacks become text before redaction, which would otherwise mangle exc_info.
+        structlog.processors.format_exc_info,
         _redact_processor,
     ]
     structlog.configure(
         processors=[
-            *shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer()
+            *shared, structlog.processors.JSONRenderer()
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(out),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import pymongo
 from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -94,12 +95,21 @@ class Runtime:
         """Reachability of MongoDB and Redis, each bounded so /readyz always answers."""
         async def check(probe: Awaitable[Any]) -> str:
             try:
-                await asyncio.wait_for(probe, READY_TIMEOUT_SECONDS)
+                await probe
             except (TimeoutError, PyMongoError, RedisError, OSError) as exc:
                 return f"unreachable: {type(exc).__name__}"
             return "ok"
 
-        mongo, redis = await asyncio.gather(check(self.store.ping()), check(self.redis.ping()))
+        async def ping_mongo() -> None:
+            # pymongo's own deadline, never a cancellation: cancelling an AsyncMongoClient
+            # call that waits in server selection can wedge the client's topology lock.
+            with pymongo.timeout(READY_TIMEOUT_SECONDS):
+                await self.store.ping()
+
+        mongo, redis = await asyncio.gather(
+            check(ping_mongo()),
+            check(asyncio.wait_for(self.redis.ping(), READY_TIMEOUT_SECONDS)),
+        )
         return {"mongodb": mongo, "redis": redis}
 
     async def close(self) -> None:

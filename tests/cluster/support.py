@@ -11,7 +11,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -149,24 +148,16 @@ def describe_lateness(values: Sequence[float]) -> str:
 # --- fault tests --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What `check_deliveries` found: every accepted delivery's lateness (sorted) and the
-    repeats under the same key (the idempotent retries a fault may cause) per key."""
-
-    lateness: list[float]
-    repeats: Counter[str]
-
-
 def check_deliveries(
     report: dict[str, Any], posts: Sequence[dict[str, Any]], *, lateness_bound: float,
     outcomes: Sequence[str] = ("accepted", "repeat"),
-) -> Verdict:
+) -> Counter[str]:
     """The receiver's view of a run with faults: every job accepted; every accepted key one of
     our jobs, and each (post, account) occurrence accepted under exactly one key, its job's (two
     keys for one occurrence would be two jobs, i.e. a duplicate post no idempotency key can
     catch); no outcome outside `outcomes`; every acceptance within `lateness_bound` seconds of
-    its scheduled time. Repeats of an accepted key are allowed: they are counted and printed."""
+    its scheduled time. Repeats of an accepted key are allowed (the idempotent retries a fault
+    may cause): they are printed, and returned counted per key."""
     expected = {(p["id"], j["account_id"]): j["id"] for p in posts for j in p["jobs"]}
     jobs = set(expected.values())
     deliveries: list[dict[str, Any]] = report["deliveries"]
@@ -186,14 +177,14 @@ def check_deliveries(
     assert not wrong, f"occurrences accepted under another key than their job's: {wrong}"
 
     repeats = Counter(d["key"] for d in deliveries if d["outcome"] == "repeat")
+    most = repeats.most_common(1)
     print(f"{len(accepted)} accepted; {sum(repeats.values())} repeats under the same key "
-          f"({len(repeats)} jobs){': ' + str(dict(repeats)) if repeats else ''}")
-    late = lateness(report)
-    print(describe_lateness(late))
+          f"({len(repeats)} jobs{f', at most {most[0][1]} for one' if most else ''})")
+    print(describe_lateness(lateness(report)))
     over = sorted((round(d["arrived_at"] - _scheduled(d), 3), d["key"]) for d in accepted
                   if d["arrived_at"] - _scheduled(d) > lateness_bound)
     assert not over, f"{len(over)} deliveries later than {lateness_bound:.1f}s: {over[-20:]}"
-    return Verdict(late, repeats)
+    return repeats
 
 
 def _scheduled(delivery: dict[str, Any]) -> float:
@@ -210,13 +201,12 @@ def assert_record_matches(jobs: Sequence[dict[str, Any]], report: dict[str, Any]
     assert not wrong, f"platform post ids kept differ from the receiver's (ours, its): {wrong}"
 
 
-def sweep_repairs(cluster: Cluster, node: Node | None = None) -> Counter[str]:
+def sweep_repairs(cluster: Cluster) -> Counter[str]:
     """Repairs by reason, summed over every sweep report `GET /sweeps` lists."""
     repairs: Counter[str] = Counter()
     after: str | None = None
     while True:
-        page = cluster.api("GET", "/sweeps?limit=500" + (f"&after={after}" if after else ""),
-                           node=node)
+        page = cluster.api("GET", "/sweeps?limit=500" + (f"&after={after}" if after else ""))
         for sweep in page["items"]:
             repairs.update(sweep.get("repairs") or {})
         after = page["next"]
