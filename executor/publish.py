@@ -68,6 +68,7 @@ class Publisher:
         lock = RenewedLock(rt.redis, rt.keys.job_lock(job_id), rt.settings.lease_ttl_seconds)
         if not await lock.acquire():
             return
+        run: Run | None = None
         try:
             try:
                 job = await self._claim(job_id, lock.token)
@@ -81,8 +82,9 @@ class Publisher:
                 finished = asyncio.Event()
                 renewal = asyncio.create_task(self._renew_lease(job, finished),
                                               name=f"lease {job_id}")
+                run = Run(self, job)
                 try:
-                    await Run(self, job).execute()
+                    await run.execute()
                 except LeaseLost:
                     LEASE_LOSSES.inc()
                     log.warning("lease_lost", lease_seq=job["lease_seq"])
@@ -92,6 +94,10 @@ class Publisher:
                     await renewal
         finally:
             await lock.release()
+        if run is not None and run.requeue is not None:
+            # Queued only once the lock is free: a retry due at once would otherwise be popped
+            # by an executor that cannot take the lock, and dropped.
+            await rt.queue.stage(*run.requeue)
 
     async def _claim(self, job_id: str, token: str) -> Doc | None:
         rt = self._rt
@@ -142,6 +148,8 @@ class Run:
         self.job = job
         self.fence: int = job["lease_seq"]
         self.started = self.rt.clock.now_dt()
+        #: (job id, due time, lane) to queue once the job's lock is released.
+        self.requeue: tuple[str, datetime, str] | None = None
 
     async def move(self, to: JobState, reason: str, expect: JobState = JobState.RUNNING,
                    **kw: Any) -> Doc:
@@ -341,7 +349,7 @@ class Run:
             inc={"attempt_count": 1} if consumed else None,
             push=self.attempt(outcome, reason) if outcome else None,
         )
-        await self.rt.queue.stage(doc["_id"], run_at, doc.get("priority", "normal"))
+        self.requeue = (doc["_id"], run_at, doc.get("priority", "normal"))
 
     async def _fail(self, post: Doc, message: str, *, expect: JobState) -> None:
         await self.move(JobState.FAILED, message, expect=expect, unset=["lease"],
