@@ -225,6 +225,22 @@ def test_leader_killed_during_window_check(cluster: Cluster) -> None:
     assert cluster.api("GET", "/cluster", node=standby)["leader"]["epoch"] > epoch
 
 
+def two_nodes_two_seconds_into_due_posts(
+    cluster: Cluster,
+) -> tuple[Receiver, str, list[dict[str, Any]]]:
+    """Two `herald all` nodes with 100 posts due over 6 s; returns 2 s after the first is due,
+    the moment the Redis scenarios strike."""
+    receiver = cluster.add_receiver()
+    for n in range(2):
+        cluster.add_node("all", node_id=f"node-{n}")
+    cluster.start()
+    cluster.wait_leader(timeout=20)
+    account_id = webhook_account(cluster, receiver)
+    posts = create_posts(cluster, account_id, schedule(100, start=2, spread=6))
+    sleep_until(due_times(posts)[0] + timedelta(seconds=2))
+    return receiver, account_id, posts
+
+
 def test_redis_flushall_while_posts_due(redis_cluster: Cluster, own_redis: OwnServer) -> None:
     """FLUSHALL on Redis (queue, locks, leader key, generation marker gone) 2 s into 6 s of
     due posts. DESIGN §2: nothing is lost and nothing published twice; the leader notices the
@@ -235,15 +251,7 @@ def test_redis_flushall_while_posts_due(redis_cluster: Cluster, own_redis: OwnSe
     Lateness bound: the marker poll (GENERATION_POLL), or losing and regaining leadership
     (LEADER_TTL at most), then the window check; plus SLACK."""
     cluster, bound = redis_cluster, max(GENERATION_POLL, LEADER_TTL) + SLACK
-    receiver = cluster.add_receiver()
-    for n in range(2):
-        cluster.add_node("all", node_id=f"node-{n}")
-    cluster.start()
-    cluster.wait_leader(timeout=20)
-    account_id = webhook_account(cluster, receiver)
-    posts = create_posts(cluster, account_id, schedule(100, start=2, spread=6))
-
-    sleep_until(due_times(posts)[0] + timedelta(seconds=2))
+    receiver, account_id, posts = two_nodes_two_seconds_into_due_posts(cluster)
     client = redis.Redis(port=own_redis.port)
     try:
         client.flushall()
@@ -267,15 +275,7 @@ def test_redis_restarted_while_posts_due(redis_cluster: Cluster, own_redis: OwnS
     (REDIS_RETRY), the election (LEADER_TTL at most: the old leader steps down when a renewal
     fails, and anyone retries every LEADER_TTL / 5), then the check; plus SLACK."""
     cluster, down_for = redis_cluster, 1.0
-    receiver = cluster.add_receiver()
-    for n in range(2):
-        cluster.add_node("all", node_id=f"node-{n}")
-    cluster.start()
-    cluster.wait_leader(timeout=20)
-    account_id = webhook_account(cluster, receiver)
-    posts = create_posts(cluster, account_id, schedule(100, start=2, spread=6))
-
-    sleep_until(due_times(posts)[0] + timedelta(seconds=2))
+    receiver, account_id, posts = two_nodes_two_seconds_into_due_posts(cluster)
     stopped = time.monotonic()
     with own_redis.down():
         time.sleep(down_for)
