@@ -1,8 +1,10 @@
 """Leader election on a Redis key (DESIGN §4), with the epoch kept in MongoDB.
 
-The winner's leadership lasts only while its renewed lock holds; `lead` runs the leader's work
-and is cancelled the moment leadership is lost, so a deposed leader stops at once. Writes made
-as leader carry the epoch, which a later leader has raised.
+The winner's leadership lasts only while its renewed lock holds. The leader's work receives its
+`Term` and returns when the term no longer holds, between steps: it is never cancelled, because
+cancelling an `AsyncMongoClient` call that waits in server selection can leave pymongo's
+topology lock held for good (docs/decisions.md). Everything the leader writes is idempotent, so
+the last step of a deposed leader is harmless; its staging records the epoch it ran under.
 """
 
 from __future__ import annotations
@@ -25,9 +27,28 @@ from shared.runtime import Runtime
 
 log = get_logger(__name__)
 
-LeaderWork = Callable[[int], Coroutine[Any, Any, None]]
-
 LEADER_DOC = "leader"
+
+
+class Term:
+    """One leadership term: its epoch, and whether it still holds."""
+
+    def __init__(self, epoch: int, lock: RenewedLock) -> None:
+        self.epoch = epoch
+        self._lock = lock
+
+    @property
+    def held(self) -> bool:
+        return self._lock.held
+
+    async def pause(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking early when the term ends; True while it holds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._lock.lost.wait(), seconds)
+        return self.held
+
+
+LeaderWork = Callable[[Term], Coroutine[Any, Any, None]]
 
 
 class Election:
@@ -71,22 +92,20 @@ class Election:
         LEADER.set(1)
         LEADER_TRANSITIONS.labels(direction="up").inc()
         log.info("leader_elected", epoch=epoch)
-        work = asyncio.create_task(self._lead(epoch), name="leader work")
+        work = asyncio.create_task(self._lead(Term(epoch, lock)), name="leader work")
         lost = asyncio.create_task(lock.lost.wait())
-        try:
-            await asyncio.wait([work, lost], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (work, lost):
-                task.cancel()
-            for task in (work, lost):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            if work.done() and not work.cancelled() and work.exception() is not None:
-                log.error("leader_work_crashed", exc_info=work.exception())
-            await lock.release()
-            LEADER.set(0)
-            LEADER_TRANSITIONS.labels(direction="down").inc()
-            log.info("leader_stepped_down", epoch=epoch)
+        await asyncio.wait([work, lost], return_when=asyncio.FIRST_COMPLETED)
+        lost.cancel()
+        await lock.release()
+        LEADER.set(0)
+        LEADER_TRANSITIONS.labels(direction="down").inc()
+        log.info("leader_stepped_down", epoch=epoch)
+        while not work.done():
+            await asyncio.wait([work], timeout=self._ttl)
+            if not work.done():
+                log.warning("leader_work_still_running", epoch=epoch)
+        if not work.cancelled() and work.exception() is not None:
+            log.error("leader_work_crashed", exc_info=work.exception())
 
     async def _raise_epoch(self) -> int:
         now: datetime = self._rt.clock.now_dt()

@@ -12,7 +12,7 @@ from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from scheduler.api import add_api_routes
-from scheduler.election import Election
+from scheduler.election import Election, Term
 from scheduler.window import window_check
 from shared.logging import get_logger
 from shared.metrics import OLDEST_PENDING_AGE, OVERDUE, QUEUE_DEPTH, REDIS_RESETS
@@ -46,13 +46,13 @@ class SchedulerRole:
     async def stop(self) -> None:
         await self._election.stop()
 
-    async def _lead(self, epoch: int) -> None:
+    async def _lead(self, term: Term) -> None:
         """The leader's work: a window check now, then every interval (a fixed cadence: the
         horizon assumes one check per interval, however long a check takes), and at once when
         Redis lost its data. A failed check is retried soon rather than an interval later."""
         interval = self._rt.settings.window_interval_seconds
         next_check = time.monotonic()
-        while True:
+        while term.held:
             try:
                 current = await self._read_generation()
                 if self._generation is not None and current != self._generation:
@@ -62,13 +62,12 @@ class SchedulerRole:
                 self._generation = current
                 if time.monotonic() >= next_check:
                     started = time.monotonic()
-                    await window_check(self._rt, epoch)
+                    await window_check(self._rt, term.epoch, active=lambda: term.held)
                     next_check = started + interval
             except (PyMongoError, RedisError, OSError) as exc:
                 log.warning("window_check_failed", error=type(exc).__name__)
                 next_check = time.monotonic() + min(RETRY_SECONDS, interval)
-            await asyncio.sleep(
-                min(GENERATION_POLL_SECONDS, max(0.0, next_check - time.monotonic())))
+            await term.pause(min(GENERATION_POLL_SECONDS, max(0.0, next_check - time.monotonic())))
 
     async def _read_generation(self) -> str:
         """The token marking this Redis dataset; a flushed or restarted Redis has none, so a

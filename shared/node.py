@@ -19,6 +19,9 @@ from shared.runtime import Runtime
 log = get_logger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
+#: How long the roles get to stop on a signal before the process closes anyway; well inside
+#: the 45 s the manifests give a pod between SIGTERM and SIGKILL.
+STOP_TIMEOUT_SECONDS = 20.0
 
 
 def herald_version() -> str:
@@ -88,7 +91,10 @@ async def serve(
     for task in crashed:
         log.error("role_crashed", role=task.get_name(), exc_info=task.exception())
     log.info("node_stopping")
-    await asyncio.gather(*(r.stop() for r in roles), return_exceptions=True)
+    stops = [asyncio.create_task(r.stop(), name=f"stop {r.name}") for r in roles]
+    _, late = await asyncio.wait(stops, timeout=STOP_TIMEOUT_SECONDS)
+    if late:
+        log.warning("roles_not_stopped", roles=sorted(t.get_name() for t in late))
     for task in role_tasks:
         task.cancel()
     await asyncio.gather(*role_tasks, return_exceptions=True)

@@ -4,6 +4,7 @@ which is why losing Redis loses nothing (DESIGN §2)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from shared.models import JobState, PostStatus
@@ -13,25 +14,40 @@ from shared.store import Doc
 BATCH = 500
 
 
-async def stage_due(rt: Runtime, until: datetime, *, source: str, epoch: int | None = None) -> int:
+def always() -> bool:
+    """The `active` of a pass nothing can interrupt."""
+    return True
+
+
+async def stage_due(
+    rt: Runtime,
+    until: datetime,
+    *,
+    source: str,
+    epoch: int | None = None,
+    active: Callable[[], bool] = always,
+) -> int:
     """Queue every waiting job due before `until` whose post is scheduled and that is not
-    queued already; returns how many were queued."""
+    queued already; returns how many were queued. When `active` turns False the pass stops
+    before its next batch (a deposed leader or a sweeper that lost its lock)."""
     waiting = [str(JobState.PENDING), str(JobState.STAGED), str(JobState.RETRY_WAIT)]
-    cursor = rt.store.jobs.find(
+    staged = 0
+    batch: list[Doc] = []
+    async with rt.store.jobs.find(
         {"state": {"$in": waiting}, "due_at": {"$lte": until}},
         projection={"_id": 1, "post_id": 1, "state": 1, "due_at": 1, "priority": 1,
                     "account_id": 1},
         sort=[("due_at", 1)],
         batch_size=BATCH,
-    )
-    staged = 0
-    batch: list[Doc] = []
-    async for job in cursor:
-        batch.append(job)
-        if len(batch) >= BATCH:
-            staged += await _stage_batch(rt, batch, source, epoch)
-            batch = []
-    if batch:
+    ) as cursor:
+        async for job in cursor:
+            batch.append(job)
+            if len(batch) >= BATCH:
+                if not active():
+                    return staged
+                staged += await _stage_batch(rt, batch, source, epoch)
+                batch = []
+    if batch and active():
         staged += await _stage_batch(rt, batch, source, epoch)
     return staged
 

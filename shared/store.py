@@ -23,6 +23,13 @@ def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+#: The bound on one network read, unless the URI sets its own `socketTimeoutMS`: pymongo waits
+#: forever by default, so a frozen server or a dead connection without a reset would hold a
+#: call (and the job lock its caller renews) for good. Every Herald operation is one short
+#: round trip or one cursor batch.
+SOCKET_TIMEOUT_MS = 20_000
+
+
 def database_name(uri: str, default: str) -> str:
     """The URI's path names the database; HERALD_MONGODB_DB applies when it names none."""
     return parse_uri(uri).get("database") or default
@@ -36,14 +43,13 @@ class Store:
         *,
         now: Clock = _wall_clock,
         server_selection_timeout_ms: int = 5000,
+        socket_timeout_ms: int = SOCKET_TIMEOUT_MS,
     ) -> None:
+        options: Doc = {"serverSelectionTimeoutMS": server_selection_timeout_ms}
+        if "sockettimeoutms" not in {k.lower() for k in parse_uri(uri)["options"]}:
+            options["socketTimeoutMS"] = socket_timeout_ms
         self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
-            uri,
-            tz_aware=True,
-            tzinfo=UTC,
-            serverSelectionTimeoutMS=server_selection_timeout_ms,
-            connect=False,
-        )
+            uri, tz_aware=True, tzinfo=UTC, connect=False, **options)
         self.db: AsyncDatabase[Doc] = self.client[database]
         self.accounts: AsyncCollection[Doc] = self.db["accounts"]
         self.posts: AsyncCollection[Doc] = self.db["posts"]

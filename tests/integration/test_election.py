@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from scheduler.election import LEADER_DOC, Election
+from scheduler.election import LEADER_DOC, Election, Term
 from shared.config import Settings
 from shared.runtime import Runtime
 
@@ -19,15 +19,22 @@ class Candidate:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.epochs: list[int] = []
+        #: How each term's work ended: "returned" when it saw the term end, or "cancelled".
+        self.endings: list[str] = []
         self.leading = asyncio.Event()
         self.election = Election(rt, self._lead)
         self.task: asyncio.Task[None] | None = None
 
-    async def _lead(self, epoch: int) -> None:
-        self.epochs.append(epoch)
+    async def _lead(self, term: Term) -> None:
+        self.epochs.append(term.epoch)
         self.leading.set()
         try:
-            await asyncio.Event().wait()
+            while await term.pause(60):
+                pass
+            self.endings.append("returned")
+        except asyncio.CancelledError:
+            self.endings.append("cancelled")
+            raise
         finally:
             self.leading.clear()
 
@@ -84,6 +91,8 @@ async def test_one_leader_and_handover_on_stop(candidates: list[Candidate]) -> N
     doc = await second.rt.store.cluster.find_one({"_id": LEADER_DOC})
     assert doc is not None and doc["epoch"] == second.epochs[0]
     assert doc["node_id"] == second.rt.settings.node_id
+    # The work saw its term end and returned: it was not cancelled (docs/decisions.md).
+    assert first.endings == ["returned"]
 
 
 async def test_leader_steps_down_when_its_key_is_taken(candidates: list[Candidate]) -> None:
@@ -96,3 +105,4 @@ async def test_leader_steps_down_when_its_key_is_taken(candidates: list[Candidat
         while leader.leading.is_set():
             await asyncio.sleep(0.01)
     assert await leader.rt.redis.get(leader.rt.keys.leader) == b"intruder:token"
+    assert leader.endings == ["returned"]

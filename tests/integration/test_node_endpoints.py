@@ -4,9 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+
+import pytest
+from pymongo.errors import AutoReconnect
 
 from shared.config import Settings
 from shared.runtime import Runtime
+from shared.store import Store
 from tests.integration.api_support import serve_api
 from tools import devservers
 
@@ -60,4 +65,26 @@ async def test_mongodb_outage_is_503_and_recovers(settings: Settings) -> None:
             assert (await api.call("GET", "/posts")).status == 200
     finally:
         await rt.close()
+        mongo.stop()
+
+
+async def test_a_frozen_mongodb_fails_calls_instead_of_holding_them(settings: Settings) -> None:
+    """A server that stops answering on an open connection (SIGSTOP here; a dead peer without
+    a reset in production) makes calls fail after the socket timeout: pymongo's default is to
+    wait forever, which would hold a claim, and the job lock renewed around it, for good."""
+    port = devservers.free_port()
+    mongo = devservers.start_mongo(port)
+    store = Store(f"mongodb://127.0.0.1:{port}/frozen", "frozen", socket_timeout_ms=1000)
+    try:
+        await store.jobs.insert_one({"_id": "j"})
+        mongo.proc.send_signal(signal.SIGSTOP)
+        try:
+            async with asyncio.timeout(60):  # a hang guard only; the figure is not the point
+                with pytest.raises(AutoReconnect):
+                    await store.jobs.find_one({"_id": "j"})
+        finally:
+            mongo.proc.send_signal(signal.SIGCONT)
+        assert await store.jobs.find_one({"_id": "j"}) == {"_id": "j"}
+    finally:
+        await store.close()
         mongo.stop()

@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from scheduler.window import window_check
+from shared import staging
 from shared.models import Content, JobState, new_id
 from shared.runtime import Runtime
+from shared.staging import stage_due
 from shared.store import Doc
 
 
@@ -73,3 +75,29 @@ async def test_missed_occurrences_coalesce_to_the_latest(runtime: Runtime) -> No
     assert [j["state"] for j in past[:-1]] == [JobState.MISSED] * (len(past) - 1)
     assert past[-1]["state"] == JobState.STAGED
     assert all(j["transitions"][0]["reason"] == "coalesced" for j in past[:-1])
+
+
+async def test_a_deposed_leader_stops_staging_before_its_next_batch(runtime: Runtime) -> None:
+    """Leader work is never cancelled: it asks whether its term holds between batches."""
+    post = await cron_post(runtime, expression="0 0 1 1 *")
+    now = runtime.clock.now_dt()
+    count = staging.BATCH * 2 + 10
+    await runtime.store.jobs.insert_many([
+        {"_id": new_id(), "post_id": post["_id"], "account_id": post["account_ids"][0],
+         "scheduled_for": now + timedelta(seconds=i), "due_at": now + timedelta(seconds=i),
+         "priority": "normal", "state": str(JobState.PENDING), "attempts": 0, "transitions": []}
+        for i in range(count)
+    ])
+    asked: list[bool] = []
+
+    def active() -> bool:
+        asked.append(True)
+        return len(asked) <= 1
+
+    staged = await stage_due(runtime, now + timedelta(hours=1), source="window", active=active)
+    assert staged == staging.BATCH and len(asked) == 2
+    staged_now = await runtime.store.jobs.count_documents({"state": str(JobState.STAGED)})
+    assert staged_now == staging.BATCH
+    # The next leader's check stages the rest.
+    assert await stage_due(runtime, now + timedelta(hours=1), source="window") == count - staged
+    assert await runtime.store.jobs.count_documents({"state": str(JobState.STAGED)}) == count
