@@ -31,6 +31,25 @@ async def test_crud(runtime: Runtime) -> None:
     assert await jobs.find_one({"_id": "a"}) is None
 
 
+async def test_in_filters_on_ids_with_more_conditions(runtime: Runtime) -> None:
+    """The shape staging uses (`{_id: {$in: [...]}, state: ...}`): the dev server serves it
+    through the _id index, which must match exactly what a scan would."""
+    jobs = runtime.store.db["in_filters"]
+    await jobs.insert_many([{"_id": f"j{i}", "state": "pending" if i % 2 else "staged", "n": i}
+                            for i in range(10)])
+    wanted = ["j1", "j2", "j3", "j3", "j9", "absent", 7]
+    found = await jobs.find({"_id": {"$in": wanted}, "state": "pending"}, sort=[("n", -1)]
+                            ).to_list()
+    assert [d["_id"] for d in found] == ["j9", "j3", "j1"]
+    moved = await jobs.update_many({"_id": {"$in": wanted}, "state": "pending"},
+                                   {"$set": {"state": "staged"}})
+    assert moved.modified_count == 3
+    assert await jobs.count_documents({"state": "pending"}) == 2
+    assert await jobs.count_documents({"_id": {"$in": []}}) == 0
+    # An operator other than a lone $in is left to the library's own matching.
+    assert await jobs.count_documents({"_id": {"$in": ["j1", "j2"], "$ne": "j1"}}) == 1
+
+
 async def test_unique_occurrence_index_rejects_duplicates(runtime: Runtime) -> None:
     when = datetime(2026, 11, 23, 8, tzinfo=UTC)
     job = {"post_id": "p", "account_id": "a", "scheduled_for": when}
