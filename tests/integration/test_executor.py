@@ -27,14 +27,6 @@ from tests.integration.pipeline_support import (
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    r = WebhookReceiver(SECRET)
-    await r.start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
 async def rt(settings: Settings) -> AsyncIterator[Runtime]:
     """A runtime with fast retries, so retry tests finish in seconds."""
     fast = settings.model_copy(update={"retry_base_seconds": 0.2, "lease_ttl_seconds": 3})

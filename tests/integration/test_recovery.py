@@ -3,10 +3,7 @@ emulator: each repair of DESIGN §7, its report, its metrics, and the API that r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-
-import pytest
 
 from executor.publish import Publisher
 from recovery.role import RecoveryRole
@@ -18,15 +15,7 @@ from shared.runtime import Runtime
 from shared.store import Doc
 from tests.emulators.webhook import WebhookReceiver
 from tests.integration.api_support import serve_api
-from tests.integration.pipeline_support import SECRET, make_account, make_post
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    r = WebhookReceiver(SECRET)
-    await r.start()
-    yield r
-    await r.stop()
+from tests.integration.pipeline_support import make_account, make_post
 
 
 def sweeper(rt: Runtime) -> Sweeper:
