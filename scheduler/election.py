@@ -106,6 +106,8 @@ class Election:
                 log.warning("leader_work_still_running", epoch=epoch)
         if not work.cancelled() and work.exception() is not None:
             log.error("leader_work_crashed", exc_info=work.exception())
+            # Let another node lead rather than re-run a failing term at once, epoch after epoch.
+            await asyncio.sleep(self._ttl)
 
     async def _raise_epoch(self) -> int:
         now: datetime = self._rt.clock.now_dt()

@@ -22,11 +22,16 @@ class Candidate:
         #: How each term's work ended: "returned" when it saw the term end, or "cancelled".
         self.endings: list[str] = []
         self.leading = asyncio.Event()
+        #: How many of the next terms crash at once.
+        self.crashes = 0
         self.election = Election(rt, self._lead)
         self.task: asyncio.Task[None] | None = None
 
     async def _lead(self, term: Term) -> None:
         self.epochs.append(term.epoch)
+        if self.crashes:
+            self.crashes -= 1
+            raise RuntimeError("leader work crashed")
         self.leading.set()
         try:
             while await term.pause(60):
@@ -106,3 +111,17 @@ async def test_leader_steps_down_when_its_key_is_taken(candidates: list[Candidat
             await asyncio.sleep(0.01)
     assert await leader.rt.redis.get(leader.rt.keys.leader) == b"intruder:token"
     assert leader.endings == ["returned"]
+
+
+async def test_a_crashed_term_lets_another_node_lead(candidates: list[Candidate]) -> None:
+    """A leader whose work crashes waits a ttl before standing again, instead of raising the
+    epoch in a loop: the other node takes over."""
+    first, second = candidates
+    first.crashes = 1
+    first.start()
+    async with asyncio.timeout(5):
+        while not first.epochs:
+            await asyncio.sleep(0.01)
+    second.start()
+    assert await wait_leader(candidates, timeout=TTL * 3) is second
+    assert first.epochs == [second.epochs[0] - 1]
