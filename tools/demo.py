@@ -43,17 +43,19 @@ def _at(seconds: float) -> str:
 
 def _demo_account(cluster: Cluster, hook_url: str) -> dict[str, str]:
     """The demo's account, reused across runs (the data is kept between `make run`s); the
-    recurring post of an earlier run is cancelled so each run shows one of each."""
-    accounts = cluster.api("GET", "/accounts?limit=500")["items"]
+    scheduled posts of earlier runs are cancelled, on every demo account, so each run shows
+    one of each."""
+    accounts = [a for a in cluster.api("GET", "/accounts?limit=500")["items"]
+                if a["name"] == ACCOUNT_NAME]
     for account in accounts:
-        if account["name"] == ACCOUNT_NAME:
-            posts = cluster.api("GET", f"/posts?account_id={account['id']}&status=scheduled"
-                                "&limit=500")["items"]
-            for post in posts:
-                cluster.api("POST", f"/posts/{post['id']}/cancel")
-            updated: dict[str, str] = cluster.api("PATCH", f"/accounts/{account['id']}", {
-                "config": {"url": hook_url}, "credentials": {"secret": SECRET}})
-            return updated
+        posts = cluster.api("GET", f"/posts?account_id={account['id']}&status=scheduled"
+                            "&limit=500")["items"]
+        for post in posts:
+            cluster.api("POST", f"/posts/{post['id']}/cancel")
+    if accounts:
+        updated: dict[str, str] = cluster.api("PATCH", f"/accounts/{accounts[0]['id']}", {
+            "config": {"url": hook_url}, "credentials": {"secret": SECRET}})
+        return updated
     created: dict[str, str] = cluster.api("POST", "/accounts", {
         "platform": "webhook", "name": ACCOUNT_NAME, "config": {"url": hook_url},
         "credentials": {"secret": SECRET},
