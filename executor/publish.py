@@ -82,7 +82,7 @@ class Publisher:
                 finished = asyncio.Event()
                 renewal = asyncio.create_task(self._renew_lease(job, finished),
                                               name=f"lease {job_id}")
-                run = Run(self, job)
+                run = Run(self, job, lock)
                 try:
                     await run.execute()
                 except LeaseLost:
@@ -142,10 +142,11 @@ class Publisher:
 class Run:
     """The steps of one claimed job; every write is fenced on the claim's lease_seq."""
 
-    def __init__(self, publisher: Publisher, job: Doc) -> None:
+    def __init__(self, publisher: Publisher, job: Doc, lock: RenewedLock) -> None:
         self.p = publisher
         self.rt = publisher._rt
         self.job = job
+        self.lock = lock
         self.fence: int = job["lease_seq"]
         self.started = self.rt.clock.now_dt()
         #: (job id, due time, lane) to queue once the job's lock is released.
@@ -257,6 +258,9 @@ class Run:
 
     async def _publish(self, post: Doc, account: Doc, request: PublishRequest) -> None:
         rt, job = self.rt, self.job
+        if not self.lock.held:
+            await self._hand_back()
+            return
         provider = self.p.provider(account["platform"])
         if not job.get("attempts"):
             LATENESS.observe(max(0.0, rt.clock.now() - job["scheduled_for"].timestamp()))
@@ -276,6 +280,16 @@ class Run:
         finally:
             PUBLISH_DURATION.labels(platform=account["platform"]).observe(
                 time.monotonic() - started)
+
+    async def _hand_back(self) -> None:
+        """The job's lock lapsed between the `publishing` mark and the call (a pause, or Redis
+        lost the key): recovery may be settling the job already, so nothing is sent; while the
+        lease is still ours the job goes straight back to the queue, else recovery has it."""
+        await self._reschedule(JobState.PUBLISHING, JobState.RETRY_WAIT,
+                               "job lock lost before the platform call; nothing was sent",
+                               self.rt.clock.now_dt(), consumed=False)
+        LEASE_LOSSES.inc()
+        log.warning("lock_lost_before_call", action="handed back")
 
     async def _refreshed(self, provider: Provider, account: Doc,
                          request: PublishRequest) -> PublishRequest:

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from executor.publish import Publisher, Run
 from shared.config import Settings
+from shared.locks import RenewedLock
 from shared.models import JobState
 from shared.notify import Notifier
 from shared.runtime import Runtime
@@ -216,7 +217,7 @@ async def test_stale_lease_holder_is_fenced_off(rt: Runtime, receiver: WebhookRe
     publisher = Publisher(rt, Notifier(rt.http, None))
     first = await publisher._claim(job["_id"], "token-1")
     assert first is not None and first["lease_seq"] == 1
-    stale = Run(publisher, first)
+    stale = Run(publisher, first, RenewedLock(rt.redis, rt.keys.job_lock(job["_id"]), 60))
     await stale.move(JobState.PUBLISHING, "publishing")
     # Its lease expires; recovery hands the job to a retry; another node claims it.
     await rt.jobs.transition(job["_id"], expect=[JobState.PUBLISHING], to=JobState.RETRY_WAIT,
@@ -229,6 +230,36 @@ async def test_stale_lease_holder_is_fenced_off(rt: Runtime, receiver: WebhookRe
     assert current is not None
     assert current["state"] == JobState.RUNNING and current["lease_seq"] == 2
     assert current["lease"]["token"] == "token-2"
+
+
+async def test_a_lapsed_job_lock_sends_nothing_and_hands_the_job_back(
+        rt: Runtime, receiver: WebhookReceiver) -> None:
+    """Between the `publishing` mark and the platform call the node lost the job's lock (here
+    Redis lost the key; a long pause does the same): recovery may already be settling the job,
+    so the call is not made, and the job, still fenced to this run, goes back to the queue."""
+    account = await make_account(rt, receiver)
+    _, (job,) = await make_post(rt, [account], rt.clock.now_dt())
+    publisher = Publisher(rt, Notifier(rt.http, None))
+    lock = RenewedLock(rt.redis, rt.keys.job_lock(job["_id"]), ttl=0.3)
+    assert await lock.acquire()
+    claimed = await publisher._claim(job["_id"], lock.token)
+    assert claimed is not None
+    await rt.redis.delete(rt.keys.job_lock(job["_id"]))
+    async with asyncio.timeout(5):
+        await lock.lost.wait()  # the next renewal finds the key gone
+    run = Run(publisher, claimed, lock)
+    await run.execute()
+    await lock.release()
+    assert receiver.deliveries == []
+    doc = await rt.store.jobs.find_one({"_id": job["_id"]})
+    assert doc is not None and doc["state"] == JobState.RETRY_WAIT
+    assert [t["state"] for t in doc["transitions"]][-2:] == ["publishing", "retry_wait"]
+    assert doc.get("attempt_count", 0) == 0 and run.requeue is not None
+    # Queued again, it is published once by the next claim.
+    await rt.queue.stage(*run.requeue)
+    async with running_executor(rt):
+        await wait_state(rt, job["_id"], {JobState.SUCCEEDED})
+    assert len(receiver.deliveries) == 1
 
 
 async def test_duplicate_queue_entries_publish_once(rt: Runtime,
