@@ -29,7 +29,7 @@ async def stage_due(
 ) -> int:
     """Queue every waiting job due before `until` whose post is scheduled and that is not
     queued already; returns how many were queued. When `active` turns False the pass stops
-    before its next batch (a deposed leader stops so)."""
+    before its next batch (that is how a deposed leader stops)."""
     waiting = [str(JobState.PENDING), str(JobState.STAGED), str(JobState.RETRY_WAIT)]
     staged = 0
     batch: list[Doc] = []
