@@ -16,6 +16,7 @@ import structlog
 from pymongo.errors import PyMongoError
 
 from executor.retry import Action, decide
+from shared.coalesce import reader, updater
 from shared.locks import RenewedLock
 from shared.logging import get_logger
 from shared.metrics import (
@@ -57,6 +58,11 @@ class Publisher:
         self._rt = rt
         self.notifier = notifier
         self._providers: dict[str, Provider] = {}
+        self.posts = reader(rt.store.posts)
+        self.accounts = reader(rt.store.accounts)
+        self.complete_post = updater(rt.store.posts, {"status": str(PostStatus.SCHEDULED)},
+                                     lambda: {"$set": {"status": str(PostStatus.COMPLETED),
+                                                       "updated_at": rt.clock.now_dt()}})
 
     def provider(self, platform: str) -> Provider:
         if platform not in self._providers:
@@ -173,13 +179,13 @@ class Run:
 
     async def execute(self) -> None:
         rt, job = self.rt, self.job
-        post = await rt.store.posts.find_one({"_id": job["post_id"]})
+        post = await self.p.posts(job["post_id"])
         if not await self._post_is_live(post):
             return
         assert post is not None
         if await self._missed(post):
             return
-        account = await rt.store.accounts.find_one({"_id": job["account_id"]})
+        account = await self.p.accounts(job["account_id"])
         if account is None or account.get("status", "active") != "active":
             await self._fail(post, "account missing or disabled", expect=JobState.RUNNING)
             return
@@ -196,7 +202,7 @@ class Run:
             # Claimed ahead of time: wait for the due time, then make sure the post was not
             # cancelled or paused meanwhile (one read, only for jobs claimed early).
             await asyncio.sleep(early)
-            status = await rt.store.posts.find_one({"_id": job["post_id"]}, {"status": 1})
+            status = await self.p.posts(job["post_id"])
             if not await self._post_is_live(status):
                 return
         await self.move(JobState.PUBLISHING, "publishing",
@@ -389,10 +395,7 @@ class Run:
                 projection={"_id": 1},
             )
         if unfinished is None:
-            await rt.store.posts.update_one(
-                {"_id": post["_id"], "status": str(PostStatus.SCHEDULED)},
-                {"$set": {"status": str(PostStatus.COMPLETED), "updated_at": rt.clock.now_dt()}},
-            )
+            await self.p.complete_post(post["_id"])
 
     def _payload(self, error: str) -> dict[str, Any]:
         job = self.job
