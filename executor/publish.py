@@ -179,13 +179,13 @@ class Run:
 
     async def execute(self) -> None:
         rt, job = self.rt, self.job
-        post = await self.p.posts(job["post_id"])
+        post = await self.p.posts.load(job["post_id"])
         if not await self._post_is_live(post):
             return
         assert post is not None
         if await self._missed(post):
             return
-        account = await self.p.accounts(job["account_id"])
+        account = await self.p.accounts.load(job["account_id"])
         if account is None or account.get("status", "active") != "active":
             await self._fail(post, "account missing or disabled", expect=JobState.RUNNING)
             return
@@ -202,7 +202,7 @@ class Run:
             # Claimed ahead of time: wait for the due time, then make sure the post was not
             # cancelled or paused meanwhile (one read, only for jobs claimed early).
             await asyncio.sleep(early)
-            status = await self.p.posts(job["post_id"])
+            status = await self.p.posts.load(job["post_id"])
             if not await self._post_is_live(status):
                 return
         await self.move(JobState.PUBLISHING, "publishing",
@@ -395,7 +395,7 @@ class Run:
                 projection={"_id": 1},
             )
         if unfinished is None:
-            await self.p.complete_post(post["_id"])
+            await self.p.complete_post.load(post["_id"])
 
     def _payload(self, error: str) -> dict[str, Any]:
         job = self.job

@@ -47,7 +47,7 @@ async def test_reads_in_one_turn_share_one_query(posts: tuple[Any, Commands]) ->
     collection, commands = posts
     read = reader(collection)
     wanted = ["p3", "p3", "p7", "absent", *[f"p{i}" for i in range(10, 20)]]
-    docs = await asyncio.gather(*(read(i) for i in wanted))
+    docs = await asyncio.gather(*(read.load(i) for i in wanted))
     assert commands.names == ["find"]
     assert [d and d["_id"] for d in docs] == [None if i == "absent" else i for i in wanted]
 
@@ -55,9 +55,9 @@ async def test_reads_in_one_turn_share_one_query(posts: tuple[Any, Commands]) ->
 async def test_a_later_read_sees_a_later_write(posts: tuple[Any, Commands]) -> None:
     collection, commands = posts
     read = reader(collection)
-    assert (await read("p1") or {})["status"] == "scheduled"
+    assert (await read.load("p1") or {})["status"] == "scheduled"
     await collection.update_one({"_id": "p1"}, {"$set": {"status": "cancelled"}})
-    assert (await read("p1") or {})["status"] == "cancelled"
+    assert (await read.load("p1") or {})["status"] == "cancelled"
     assert commands.names == ["find", "update", "find"]
 
 
@@ -67,7 +67,7 @@ async def test_updates_in_one_turn_share_one_command(posts: tuple[Any, Commands]
     commands.names.clear()
     complete = updater(collection, {"status": "scheduled"},
                        lambda: {"$set": {"status": "completed"}})
-    await asyncio.gather(*(complete(f"p{i}") for i in range(5)))
+    await asyncio.gather(*(complete.load(f"p{i}") for i in range(5)))
     assert commands.names == ["update"]
     statuses = {d["_id"]: d["status"] async for d in collection.find({"_id": {"$in": [
         "p0", "p1", "p2", "p3", "p4", "p5"]}})}
@@ -78,6 +78,6 @@ async def test_updates_in_one_turn_share_one_command(posts: tuple[Any, Commands]
 async def test_every_caller_gets_the_batch_error(posts: tuple[Any, Commands]) -> None:
     collection, _ = posts
     broken = updater(collection, {}, lambda: {"$no_such_operator": {"status": "x"}})
-    results = await asyncio.gather(broken("p1"), broken("p2"), return_exceptions=True)
+    results = await asyncio.gather(broken.load("p1"), broken.load("p2"), return_exceptions=True)
     assert all(isinstance(r, OperationFailure) for r in results), results
     assert (await collection.find_one({"_id": "p1"}) or {})["status"] == "scheduled"
