@@ -23,8 +23,6 @@ from shared.store import Doc
 
 log = get_logger(__name__)
 
-#: The sweep lock's ttl; it is renewed while a sweep runs, however long that takes.
-SWEEP_LOCK_TTL = 30.0
 #: How often a recovery node looks for sweeps requested through the API.
 REQUEST_POLL_SECONDS = 1.0
 #: How many times a sweep waits for another node's sweep to end before giving up.
@@ -81,7 +79,10 @@ class RecoveryRole:
     async def sweep_once(self, kind: str, report: Doc | None = None) -> bool:
         """Run one sweep, waiting briefly for another node's sweep to end; True when this node
         swept."""
-        lock = RenewedLock(self._rt.redis, self._rt.keys.sweep_lock, SWEEP_LOCK_TTL)
+        # Renewed while the sweep runs; its ttl is the job lease's, so a node killed mid-sweep
+        # holds back the next sweep no longer than its leases hold back their jobs.
+        lock = RenewedLock(self._rt.redis, self._rt.keys.sweep_lock,
+                           self._rt.settings.lease_ttl_seconds)
         try:
             if not await self._acquire(lock):
                 if report is not None:

@@ -3,11 +3,13 @@ emulator: each repair of DESIGN §7, its report, its metrics, and the API that r
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from executor.publish import Publisher
 from recovery.role import RecoveryRole
 from recovery.sweeps import Sweeper
+from shared.config import Settings
 from shared.metrics import REGISTRY
 from shared.models import JobState, new_id
 from shared.notify import Notifier
@@ -154,3 +156,21 @@ async def test_sweeps_requested_through_the_api_run_on_a_recovery_node(
     assert report["kind"] == "light" and report["repairs"] == {"not_queued": 1}
     assert report["node_id"] == runtime.settings.node_id
     assert await runtime.queue.contains([job["_id"]]) == {job["_id"]}
+
+
+async def test_a_dead_sweepers_lock_lapses_with_its_leases(settings: Settings) -> None:
+    """A node killed mid-sweep leaves the sweep lock behind until its ttl runs out; that ttl is
+    the lease ttl, so sweeps resume by the time the dead node's jobs can be repaired (a fixed
+    30 s once held them back well past the 5 s leases of the chaos run)."""
+    rt = await Runtime.open(settings.model_copy(update={"lease_ttl_seconds": 2}))
+    try:
+        sweep = asyncio.create_task(RecoveryRole(rt).sweep_once("light"))
+        ttls: list[int] = []
+        while not sweep.done():
+            ttl = await rt.redis.pttl(rt.keys.sweep_lock)
+            if ttl > 0:
+                ttls.append(ttl)
+        assert await sweep
+        assert ttls and max(ttls) <= 2000
+    finally:
+        await rt.close()
