@@ -11,9 +11,15 @@ from tests.integration.pipeline_support import SECRET
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    """A webhook receiver on loopback that verifies signatures with the pipeline's secret."""
-    r = WebhookReceiver(SECRET)
+def receiver_secret() -> str:
+    """The secret the receiver verifies signatures with; a test module may override it."""
+    return SECRET
+
+
+@pytest.fixture
+async def receiver(receiver_secret: str) -> AsyncIterator[WebhookReceiver]:
+    """A webhook receiver on loopback."""
+    r = WebhookReceiver(receiver_secret)
     await r.start()
     try:
         yield r
