@@ -12,7 +12,7 @@ from aiohttp import web
 
 from scheduler.api import effects
 from scheduler.api.endpoint import Endpoint
-from scheduler.api.errors import conflict, invalid, not_found
+from scheduler.api.errors import conflict, invalid
 from scheduler.api.pagination import page
 from scheduler.api.schemas import (
     AccountCreate,
@@ -22,7 +22,7 @@ from scheduler.api.schemas import (
     AccountPatch,
     PageQuery,
 )
-from scheduler.api.wire import read_body, read_query, respond, runtime
+from scheduler.api.wire import find_or_404, read_body, read_query, respond, runtime
 from shared.models import ACTIVE_STATES, UNFINISHED_STATES, new_id
 from shared.providers.base import Provider
 from shared.providers.registry import available_platforms, provider_for
@@ -50,10 +50,7 @@ def _merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _account(rt: Runtime, account_id: str) -> Doc:
-    doc = await rt.store.accounts.find_one({"_id": account_id})
-    if doc is None:
-        raise not_found("account", account_id)
-    return doc
+    return await find_or_404(rt.store.accounts, "account", account_id)
 
 
 async def create_account(request: web.Request) -> web.Response:

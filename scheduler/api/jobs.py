@@ -11,7 +11,7 @@ from aiohttp import web
 from scheduler.api import effects
 from scheduler.api.checks import content_problems
 from scheduler.api.endpoint import Endpoint
-from scheduler.api.errors import ApiError, conflict, invalid, not_found
+from scheduler.api.errors import ApiError, conflict, invalid
 from scheduler.api.pagination import page
 from scheduler.api.schemas import (
     AttemptOut,
@@ -22,7 +22,7 @@ from scheduler.api.schemas import (
     JobResultOut,
     JobRetry,
 )
-from scheduler.api.wire import read_body, read_query, respond, runtime
+from scheduler.api.wire import find_or_404, read_body, read_query, respond, runtime
 from shared.models import ACTIVE_STATES, JobState, PostStatus
 from shared.runtime import Runtime
 from shared.store import Doc
@@ -52,10 +52,7 @@ def job_out(doc: Doc) -> JobOut:
 
 
 async def _job(rt: Runtime, job_id: str) -> Doc:
-    doc = await rt.store.jobs.find_one({"_id": job_id})
-    if doc is None:
-        raise not_found("job", job_id)
-    return doc
+    return await find_or_404(rt.store.jobs, "job", job_id)
 
 
 async def _lost_race(rt: Runtime, job_id: str) -> ApiError:

@@ -14,7 +14,7 @@ from croniter import CroniterError
 from scheduler.api import effects
 from scheduler.api.checks import account_problems, content_problems, schedule_problems
 from scheduler.api.endpoint import Endpoint
-from scheduler.api.errors import conflict, invalid, not_found
+from scheduler.api.errors import conflict, invalid
 from scheduler.api.pagination import page
 from scheduler.api.schemas import (
     PostCreate,
@@ -25,7 +25,7 @@ from scheduler.api.schemas import (
     PostQuery,
     PostSummary,
 )
-from scheduler.api.wire import read_body, read_query, respond, runtime
+from scheduler.api.wire import find_or_404, read_body, read_query, respond, runtime
 from scheduler.cron import next_occurrence
 from shared.models import (
     WAITING_STATES,
@@ -100,10 +100,7 @@ def post_view(rt: Runtime, post: Doc, jobs: list[Doc]) -> PostOut:
 
 
 async def _post(rt: Runtime, post_id: str) -> Doc:
-    doc = await rt.store.posts.find_one({"_id": post_id})
-    if doc is None:
-        raise not_found("post", post_id)
-    return doc
+    return await find_or_404(rt.store.posts, "post", post_id)
 
 
 # --- handlers -----------------------------------------------------------------------------

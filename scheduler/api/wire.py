@@ -1,5 +1,6 @@
 """Between HTTP and the models: a request's runtime, its validated body and query string
-(or a 400/422), and JSON responses rendered from response models."""
+(or a 400/422), the resource it names (or a 404), and JSON responses rendered from response
+models."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from pymongo.asynchronous.collection import AsyncCollection
 
-from scheduler.api.errors import ApiError, from_validation, invalid
+from scheduler.api.errors import ApiError, from_validation, invalid, not_found
 from shared.http import RUNTIME
 from shared.runtime import Runtime
+from shared.store import Doc
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -45,3 +48,11 @@ def read_query(request: web.Request, model: type[M]) -> M:
         return model.model_validate(dict(request.query))
     except ValidationError as exc:
         raise from_validation(exc) from None
+
+
+async def find_or_404(collection: AsyncCollection[Doc], kind: str, ident: str) -> Doc:
+    """The document whose `_id` is `ident`, or the 404 that names the kind of resource."""
+    doc = await collection.find_one({"_id": ident})
+    if doc is None:
+        raise not_found(kind, ident)
+    return doc

@@ -1,4 +1,5 @@
-"""What the cluster tests share: a webhook account, posts created in bulk through the API,
+"""What the cluster tests share: a webhook account, a leader with a standby, posts created in
+bulk through the API,
 waiting on the receiver, reading every job back through the API, and for the fault tests:
 checking deliveries that may include idempotent repeats, servers a test owns, signals."""
 
@@ -11,6 +12,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +29,32 @@ def webhook_account(cluster: Cluster, receiver: Receiver, node: Node | None = No
         "config": {"url": receiver.hook_url}, "credentials": {"secret": receiver.secret},
     }, node=node)
     return str(account["id"])
+
+
+@dataclass(frozen=True)
+class LeaderSetup:
+    receiver: Receiver
+    leader: Node
+    standby: Node
+    #: The epoch `leader` was elected with.
+    epoch: int
+    #: A webhook account made through the standby, which outlives the leader.
+    account_id: str
+
+
+def leader_with_standby(cluster: Cluster, env: dict[str, str]) -> LeaderSetup:
+    """A scheduler-only node `leader`, elected before the others start, then an `all` node
+    `standby` and an executor: killing the leader leaves one candidate and the executors."""
+    receiver = cluster.add_receiver()
+    leader = cluster.add_node("scheduler", node_id="leader", env=env)
+    cluster.start()
+    assert cluster.wait_leader(timeout=20) == "leader"
+    epoch = int(cluster.api("GET", "/cluster")["leader"]["epoch"])
+    standby = cluster.add_node("all", node_id="standby", env=env)
+    cluster.add_node("executor", node_id="executor", env=env)
+    cluster.start()
+    return LeaderSetup(receiver, leader, standby, epoch,
+                       webhook_account(cluster, receiver, node=standby))
 
 
 def schedule(count: int, start: float, spread: float) -> list[datetime]:

@@ -15,10 +15,10 @@ from tests.cluster.support import (
     describe_lateness,
     job_ids,
     lateness,
+    leader_with_standby,
     schedule,
     wait_delivered,
     wait_succeeded,
-    webhook_account,
 )
 from tools.localcluster import Cluster
 
@@ -40,17 +40,10 @@ def test_leader_killed_while_posts_due(cluster: Cluster) -> None:
     renewal, and a standby retries every ttl/5); every post must then arrive exactly once, and
     the epoch must have risen."""
     assert cluster.env["HERALD_LEADER_TTL_SECONDS"] == str(int(LEADER_TTL))
-    receiver = cluster.add_receiver()
-    fast_window = {"HERALD_WINDOW_INTERVAL_SECONDS": "1", "HERALD_WINDOW_MARGIN_SECONDS": "0.5"}
-    leader = cluster.add_node("scheduler", node_id="leader", env=fast_window)
-    cluster.start()
-    assert cluster.wait_leader(timeout=20) == "leader"
-    first_epoch = cluster.api("GET", "/cluster")["leader"]["epoch"]
-    standby = cluster.add_node("all", node_id="standby", env=fast_window)
-    cluster.add_node("executor", node_id="executor", env=fast_window)
-    cluster.start()
-
-    account_id = webhook_account(cluster, receiver, node=standby)
+    setup = leader_with_standby(
+        cluster, {"HERALD_WINDOW_INTERVAL_SECONDS": "1", "HERALD_WINDOW_MARGIN_SECONDS": "0.5"})
+    receiver, leader, standby = setup.receiver, setup.leader, setup.standby
+    first_epoch, account_id = setup.epoch, setup.account_id
     posts = create_posts(cluster, account_id, schedule(POSTS, start=1, spread=6), node=standby)
     jobs = job_ids(posts)
     assert cluster.leader() == "leader"

@@ -29,6 +29,7 @@ from tests.cluster.support import (
     create_posts,
     due_times,
     job_ids,
+    leader_with_standby,
     metric,
     paused,
     record,
@@ -188,17 +189,11 @@ def test_leader_killed_during_window_check(cluster: Cluster) -> None:
     once; jobs were staged at most a horizon before they were due, so the wait overlaps the
     time before they are due; plus SLACK."""
     bound = LEADER_TTL * 1.2 + SLACK
-    fast_window = {"HERALD_WINDOW_INTERVAL_SECONDS": "2", "HERALD_WINDOW_MARGIN_SECONDS": "1"}
     horizon = 3.0
-    receiver = cluster.add_receiver()
-    leader = cluster.add_node("scheduler", node_id="leader", env=fast_window)
-    cluster.start()
-    assert cluster.wait_leader(timeout=20) == "leader"
-    epoch = cluster.api("GET", "/cluster")["leader"]["epoch"]
-    standby = cluster.add_node("all", node_id="standby", env=fast_window)
-    cluster.add_node("executor", node_id="executor", env=fast_window)
-    cluster.start()
-    account_id = webhook_account(cluster, receiver, node=standby)
+    setup = leader_with_standby(
+        cluster, {"HERALD_WINDOW_INTERVAL_SECONDS": "2", "HERALD_WINDOW_MARGIN_SECONDS": "1"})
+    receiver, leader, standby = setup.receiver, setup.leader, setup.standby
+    epoch, account_id = setup.epoch, setup.account_id
     posts = create_posts(cluster, account_id, schedule(150, start=horizon + 5, spread=1.5),
                          node=standby)
     assert {p["jobs"][0]["state"] for p in posts} == {"pending"}, "the API staged some jobs"
