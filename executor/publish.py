@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from pymongo.errors import PyMongoError
 
 from executor.retry import Action, decide
 from shared.coalesce import reader, updater
+from shared.credentials import CredentialKeeper, Keyed
 from shared.locks import RenewedLock
 from shared.logging import get_logger
 from shared.metrics import (
@@ -31,13 +33,14 @@ from shared.models import TERMINAL_STATES, Content, JobState, PostStatus
 from shared.notify import Notifier
 from shared.providers.base import (
     AuthExpired,
+    AuthRevoked,
     Provider,
     ProviderError,
     Published,
     PublishRequest,
+    RateLimited,
     Transient,
 )
-from shared.providers.registry import provider_for
 from shared.runtime import Runtime
 from shared.store import Doc
 
@@ -47,6 +50,9 @@ CLAIMABLE = (JobState.PENDING, JobState.STAGED, JobState.RETRY_WAIT)
 #: How early a job may be claimed: the worker's lead plus clock rounding. A queue entry popped
 #: earlier than this (left over from an earlier schedule) is not claimed.
 EARLY_CLAIM = timedelta(milliseconds=150)
+#: A job of an account that is not active waits this long before it looks again; reconnecting
+#: or re-enabling the account through the API queues its jobs at once.
+ACCOUNT_RECHECK = timedelta(hours=1)
 
 
 class LeaseLost(Exception):
@@ -57,17 +63,15 @@ class Publisher:
     def __init__(self, rt: Runtime, notifier: Notifier) -> None:
         self._rt = rt
         self.notifier = notifier
-        self._providers: dict[str, Provider] = {}
         self.posts = reader(rt.store.posts)
         self.accounts = reader(rt.store.accounts)
+        self.keeper = CredentialKeeper(rt, notifier)
         self.complete_post = updater(rt.store.posts, {"status": str(PostStatus.SCHEDULED)},
                                      lambda: {"$set": {"status": str(PostStatus.COMPLETED),
                                                        "updated_at": rt.clock.now_dt()}})
 
     def provider(self, platform: str) -> Provider:
-        if platform not in self._providers:
-            self._providers[platform] = provider_for(platform, self._rt.http)
-        return self._providers[platform]
+        return self._rt.provider(platform)
 
     async def run(self, job_id: str) -> None:
         rt = self._rt
@@ -119,6 +123,7 @@ class Publisher:
                           "expires_at": now + timedelta(seconds=rt.settings.lease_ttl_seconds)},
                 "claimed_at": now,
             },
+            unset=["waiting_on"],
             inc={"lease_seq": 1},
         )
 
@@ -186,16 +191,30 @@ class Run:
         if await self._missed(post):
             return
         account = await self.p.accounts.load(job["account_id"])
-        if account is None or account.get("status", "active") != "active":
-            await self._fail(post, "account missing or disabled", expect=JobState.RUNNING)
+        if account is None:
+            await self._fail(post, "the account was deleted", expect=JobState.RUNNING)
             return
-        if await self._over_budget(account):
+        status = account.get("status", "active")
+        if status != "active":
+            await self._wait_for_account(JobState.RUNNING, f"the account is {status}")
+            return
+        if await self._held(account) or await self._over_budget(account):
+            return
+        provider = self.p.provider(account["platform"])
+        try:
+            keyed = await self.p.keeper.current(account, provider)
+        except AuthRevoked as exc:
+            await self._wait_for_account(JobState.RUNNING, f"auth_revoked: {exc}")
+            return
+        except ProviderError as exc:
+            await self._handle_error(post, exc, expect=JobState.RUNNING)
             return
         content = Content.model_validate(job.get("content_override") or post["content"])
         request = PublishRequest(
             job_id=job["_id"], post_id=job["post_id"], account_id=job["account_id"],
             scheduled_for=job["scheduled_for"], content=content,
-            config=account.get("config", {}), credentials=rt.box.open(account["credentials_enc"]),
+            config=account.get("config", {}), credentials=keyed.credentials,
+            checkpoints=JobCheckpoints(self),
         )
         early = (job["due_at"] - rt.clock.now_dt()).total_seconds()
         if early > 0:
@@ -207,7 +226,7 @@ class Run:
                 return
         await self.move(JobState.PUBLISHING, "publishing",
                         set_fields={"publishing_at": rt.clock.now_dt()})
-        await self._publish(post, account, request)
+        await self._publish(post, account, provider, request, keyed)
 
     async def _post_is_live(self, post: Doc | None) -> bool:
         """A cancelled post's job is cancelled; a paused post's job waits (out of the queue)."""
@@ -247,7 +266,19 @@ class Run:
         await self._settle_post(post)
         return True
 
+    async def _held(self, account: Doc) -> bool:
+        """The platform said the account's or the app's allowance is spent (a scoped 429):
+        wait for the time it named without calling it."""
+        wait = await self.rt.budgets.held_for(_hold_scopes(account))
+        if wait <= 0:
+            return False
+        RATE_LIMIT_DEFERRALS.labels(platform=account["platform"], source="hold").inc()
+        await self._reschedule(JobState.RUNNING, JobState.STAGED, "platform limit reached",
+                               self.rt.clock.now_dt() + timedelta(seconds=wait), consumed=False)
+        return True
+
     async def _over_budget(self, account: Doc) -> bool:
+        """The account's own `rate_limit`, else its platform's documented pace."""
         limits = account.get("rate_limit") or {}
         scope = f"account:{account['_id']}"
         wait = 0.0
@@ -255,6 +286,9 @@ class Run:
             wait = await self.rt.budgets.take_daily(scope, int(limits["per_day"]))
         if not wait and limits.get("per_minute"):
             wait = await self.rt.budgets.take(scope, float(limits["per_minute"]))
+        default = self.p.provider(account["platform"]).default_budget
+        if not wait and not limits and default is not None:
+            wait = await self.rt.budgets.take(scope, default.per_minute, burst=default.count)
         if wait <= 0:
             return False
         RATE_LIMIT_DEFERRALS.labels(platform=account["platform"], source="budget").inc()
@@ -262,12 +296,12 @@ class Run:
                                self.rt.clock.now_dt() + timedelta(seconds=wait), consumed=False)
         return True
 
-    async def _publish(self, post: Doc, account: Doc, request: PublishRequest) -> None:
+    async def _publish(self, post: Doc, account: Doc, provider: Provider,
+                       request: PublishRequest, keyed: Keyed) -> None:
         rt, job = self.rt, self.job
         if not self.lock.held:
             await self._hand_back()
             return
-        provider = self.p.provider(account["platform"])
         if not job.get("attempts"):
             LATENESS.observe(max(0.0, rt.clock.now() - job["scheduled_for"].timestamp()))
         started = time.monotonic()
@@ -275,10 +309,16 @@ class Run:
             try:
                 result = await provider.publish(request)
             except AuthExpired:
-                request = await self._refreshed(provider, account, request)
-                result = await provider.publish(request)
+                keyed = await self.p.keeper.refresh(account, provider, keyed.version)
+                result = await provider.publish(
+                    dataclasses.replace(request, credentials=keyed.credentials))
         except AuthExpired as exc:
             await self._handle_error(post, Transient(f"auth still expired after refresh: {exc}"))
+        except AuthRevoked as exc:
+            # Refused before anything was posted: the account needs a person, the job waits.
+            PROVIDER_ERRORS.labels(platform=job["platform"], error_class=exc.error_class).inc()
+            await self.p.keeper.require_reauth(account, keyed.version, str(exc))
+            await self._wait_for_account(JobState.PUBLISHING, f"auth_revoked: {exc}")
         except ProviderError as exc:
             await self._handle_error(post, exc)
         else:
@@ -286,6 +326,14 @@ class Run:
         finally:
             PUBLISH_DURATION.labels(platform=account["platform"]).observe(
                 time.monotonic() - started)
+
+    async def _wait_for_account(self, expect: JobState, reason: str) -> None:
+        """Park the job until its account is usable again, consuming no attempt; the API
+        queues it again when the account is reconnected, patched or re-enabled."""
+        await self._reschedule(expect, JobState.RETRY_WAIT, reason,
+                               self.rt.clock.now_dt() + ACCOUNT_RECHECK, consumed=False,
+                               extra={"waiting_on": "account"})
+        log.warning("job_waits_for_account", reason=reason)
 
     async def _hand_back(self) -> None:
         """The job's lock lapsed between the `publishing` mark and the call (a pause, or Redis
@@ -296,35 +344,6 @@ class Run:
                                self.rt.clock.now_dt(), consumed=False)
         LEASE_LOSSES.inc()
         log.warning("lock_lost_before_call", action="handed back")
-
-    async def _refreshed(self, provider: Provider, account: Doc,
-                         request: PublishRequest) -> PublishRequest:
-        """Refresh the account's token once, single-flight across the cluster."""
-        rt = self.rt
-        lock = RenewedLock(rt.redis, rt.keys.refresh_lock(account["_id"]), ttl=30)
-        if await lock.acquire():
-            try:
-                credentials = await provider.refresh(request.credentials)
-                await rt.store.accounts.update_one(
-                    {"_id": account["_id"]},
-                    {"$set": {"credentials_enc": rt.box.seal(credentials),
-                              "updated_at": rt.clock.now_dt()}},
-                )
-            finally:
-                await lock.release()
-        else:
-            await self._wait_for_refresh(account["_id"])
-            fresh = await rt.store.accounts.find_one({"_id": account["_id"]})
-            credentials = rt.box.open((fresh or account)["credentials_enc"])
-        return PublishRequest(**{**request.__dict__, "credentials": credentials})
-
-    async def _wait_for_refresh(self, account_id: str) -> None:
-        """Another node holds the refresh lock: poll until it lets go (bounded by its ttl)."""
-        key = self.rt.keys.refresh_lock(account_id)
-        for _ in range(300):
-            if not await self.rt.redis.exists(key):
-                return
-            await asyncio.sleep(0.1)
 
     async def _succeed(self, post: Doc, result: Published) -> None:
         await self.move(
@@ -338,10 +357,15 @@ class Run:
         log.info("job_published", platform_post_id=result.platform_post_id)
         await self._settle_post(post)
 
-    async def _handle_error(self, post: Doc, error: ProviderError) -> None:
+    async def _handle_error(self, post: Doc, error: ProviderError,
+                            expect: JobState = JobState.PUBLISHING) -> None:
         rt, job = self.rt, self.job
         platform = job["platform"]
         PROVIDER_ERRORS.labels(platform=platform, error_class=error.error_class).inc()
+        if isinstance(error, RateLimited) and error.scope != "request":
+            scope = (f"account:{job['account_id']}" if error.scope == "account"
+                     else f"app:{platform}")
+            await rt.budgets.hold(scope, error.retry_at, rt.clock.now_dt())
         decision = decide(
             error,
             failed_tries=job.get("attempt_count", 0),
@@ -351,21 +375,23 @@ class Run:
         )
         message = f"{error.error_class}: {error}"
         if decision.action == Action.FAIL:
-            await self._fail(post, message, expect=JobState.PUBLISHING)
+            await self._fail(post, message, expect=expect)
             return
         if decision.action == Action.DEFER:
             RATE_LIMIT_DEFERRALS.labels(platform=platform, source="platform").inc()
         assert decision.run_at is not None
-        await self._reschedule(JobState.PUBLISHING, JobState.RETRY_WAIT, message,
+        await self._reschedule(expect, JobState.RETRY_WAIT, message,
                                decision.run_at, consumed=decision.consumes_attempt,
                                outcome=error.error_class)
         JOBS.labels(outcome="deferred" if decision.action == Action.DEFER else "retried").inc()
 
     async def _reschedule(self, expect: JobState, to: JobState, reason: str, run_at: datetime,
-                          *, consumed: bool, outcome: str | None = None) -> None:
+                          *, consumed: bool, outcome: str | None = None,
+                          extra: dict[str, Any] | None = None) -> None:
         doc = await self.move(
             to, reason, expect=expect, unset=["lease"],
-            set_fields={"due_at": run_at, "next_attempt_at": run_at, "error": reason},
+            set_fields={"due_at": run_at, "next_attempt_at": run_at, "error": reason,
+                        **(extra or {})},
             inc={"attempt_count": 1} if consumed else None,
             push=self.attempt(outcome, reason) if outcome else None,
         )
@@ -402,3 +428,31 @@ class Run:
         return {"job_id": job["_id"], "post_id": job["post_id"],
                 "account_id": job["account_id"], "platform": job["platform"],
                 "scheduled_for": job["scheduled_for"].isoformat(), "error": error}
+
+
+def _hold_scopes(account: Doc) -> list[str]:
+    return [f"account:{account['_id']}", f"app:{account['platform']}"]
+
+
+class JobCheckpoints:
+    """The job's `checkpoints`, each saved fenced on the run's lease before the provider makes
+    its next call (DESIGN §8): a run that lost its lease stops instead of recording."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self._values: dict[str, Any] = dict(run.job.get("checkpoints") or {})
+
+    def get(self, key: str) -> Any:
+        return self._values.get(key)
+
+    async def save(self, key: str, value: Any) -> None:
+        if not key.isidentifier():
+            raise ValueError(f"checkpoint names are identifiers, not {key!r}")
+        run = self._run
+        written = await run.rt.store.jobs.update_one(
+            {"_id": run.job["_id"], "lease_seq": run.fence},
+            {"$set": {f"checkpoints.{key}": value, "updated_at": run.rt.clock.now_dt()}},
+        )
+        if written.matched_count == 0:
+            raise LeaseLost(run.job["_id"])
+        self._values[key] = value

@@ -36,7 +36,8 @@ async def reconcile(rt: Runtime, publisher: Publisher, job: Doc) -> str:
             credentials=rt.box.open(account["credentials_enc"]),
         )
         try:
-            found = await provider.lookup(request)
+            found = await provider.lookup(
+                request, since=job.get("publishing_at") or job.get("claimed_at") or job["due_at"])
         except ProviderError as exc:
             log.warning("lookup_failed", job_id=job["_id"], error=str(exc))
         else:

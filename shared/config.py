@@ -12,7 +12,14 @@ from typing import Annotated, Literal
 
 from croniter import croniter
 from cryptography.fernet import Fernet
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
@@ -20,6 +27,16 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 
 def _default_node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+#: Platforms whose OAuth client is the installation's own, named by
+#: HERALD_<PLATFORM>_CLIENT_ID / _CLIENT_SECRET (Mastodon registers one per instance instead).
+OAUTH_PLATFORMS = ("x", "linkedin", "facebook", "instagram", "tiktok", "youtube")
+
+
+class OAuthClient(BaseModel):
+    client_id: str = Field(min_length=1)
+    client_secret: str | None = Field(None, repr=False)
 
 
 class Settings(BaseSettings):
@@ -58,6 +75,26 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", validation_alias="HERALD_LOG_LEVEL"
     )
+
+    #: Read from HERALD_<PLATFORM>_CLIENT_ID / _CLIENT_SECRET by `_oauth_clients_from_env`.
+    oauth_clients: dict[str, OAuthClient] = Field(
+        default_factory=dict, validation_alias="herald_oauth_clients", repr=False
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _oauth_clients_from_env(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        clients: dict[str, dict[str, str | None]] = {}
+        for platform in OAUTH_PLATFORMS:
+            prefix = f"HERALD_{platform.upper()}_CLIENT_"
+            client_id, secret = os.environ.get(prefix + "ID"), os.environ.get(prefix + "SECRET")
+            if secret and not client_id:
+                raise ValueError(f"{prefix}SECRET is set without {prefix}ID")
+            if client_id:
+                clients[platform] = {"client_id": client_id, "client_secret": secret or None}
+        return {**data, "herald_oauth_clients": clients}
 
     @field_validator("log_level", mode="before")
     @classmethod

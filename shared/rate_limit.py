@@ -1,7 +1,10 @@
-"""Per-account publish budgets in Redis, on the Redis clock: a GCRA rate and a daily quota.
-A job over budget is deferred to when the budget frees, never failed."""
+"""Per-account publish budgets in Redis, on the Redis clock: a GCRA rate, a daily quota, and
+holds a platform asked for. A job over budget is deferred to when the budget frees, never
+failed."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from redis.asyncio import Redis
 
@@ -31,3 +34,23 @@ class Budgets:
             keys=[self._keys.budget(f"{scope}:day")], args=[per_day]
         )
         return 0.0 if int(allowed) else float(wait_s)
+
+    async def hold(self, scope: str, until: datetime, now: datetime) -> None:
+        """Hold back every job of `scope` until `until`: the platform said the account's (or
+        the app's) allowance is spent, so the others need not each meet the 429 themselves. A
+        later, longer hold replaces a shorter one; Redis forgets it when it ends."""
+        ms = int((until - now).total_seconds() * 1000)
+        if ms <= 0:
+            return
+        key = self._keys.budget(f"hold:{scope}")
+        current = await self._redis.pttl(key)
+        if current < ms:
+            await self._redis.set(key, 1, px=ms)
+
+    async def held_for(self, scopes: list[str]) -> float:
+        """Seconds until the longest hold on any of `scopes` ends; 0 when none holds."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for scope in scopes:
+                pipe.pttl(self._keys.budget(f"hold:{scope}"))
+            remaining = await pipe.execute()
+        return float(max([0, *remaining])) / 1000

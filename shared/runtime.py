@@ -22,6 +22,8 @@ from shared.jobs import JobBook
 from shared.keys import Keys
 from shared.logging import get_logger
 from shared.lua import Scripts
+from shared.providers.base import Provider
+from shared.providers.registry import provider_for
 from shared.rate_limit import Budgets
 from shared.store import Store, database_name
 
@@ -45,6 +47,7 @@ class Runtime:
     events: EventFeed
     http: aiohttp.ClientSession
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    providers: dict[str, Provider] = field(default_factory=dict)
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:
@@ -78,6 +81,13 @@ class Runtime:
         )
         rt.spawn(events.run(), "events")
         return rt
+
+    def provider(self, platform: str) -> Provider:
+        """The node's one provider per platform, so what a provider caches (an instance's
+        limits) is read once per node; UnknownPlatform for a platform this build lacks."""
+        if platform not in self.providers:
+            self.providers[platform] = provider_for(platform, self.http)
+        return self.providers[platform]
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a background task that lives as long as the node; a crash is logged loudly."""

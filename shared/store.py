@@ -57,6 +57,10 @@ class Store:
         self.cluster: AsyncCollection[Doc] = self.db["cluster"]
         self.nodes: AsyncCollection[Doc] = self.db["nodes"]
         self.sweeps: AsyncCollection[Doc] = self.db["sweeps"]
+        #: OAuth clients Herald registered itself (one per Mastodon instance), secrets sealed.
+        self.oauth_apps: AsyncCollection[Doc] = self.db["oauth_apps"]
+        #: Pending OAuth connect requests, keyed by their single-use `state`.
+        self.oauth_states: AsyncCollection[Doc] = self.db["oauth_states"]
         self.now = now
 
     async def ensure_indexes(self) -> None:
@@ -77,6 +81,9 @@ class Store:
             [IndexModel([("status", ASCENDING), ("recurring", ASCENDING)], name="status_kind")]
         )
         await self.sweeps.create_indexes([IndexModel([("started_at", ASCENDING)], name="started")])
+        await self.oauth_apps.create_indexes([IndexModel(
+            [("platform", ASCENDING), ("api_base", ASCENDING), ("redirect_uri", ASCENDING)],
+            unique=True, name="one_app_per_instance_and_redirect")])
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scheduler.api import accounts, cluster, events, jobs, openapi, posts, sweeps
+from scheduler.api import accounts, cluster, events, jobs, oauth, openapi, posts, sweeps
 from scheduler.api.auth import bearer_auth
 from scheduler.api.errors import error_middleware
 
 PREFIX = "/api/v1"
 ENDPOINTS = [
-    *accounts.ENDPOINTS, *posts.ENDPOINTS, *jobs.ENDPOINTS, *cluster.ENDPOINTS,
+    *accounts.ENDPOINTS, *oauth.ENDPOINTS, *posts.ENDPOINTS, *jobs.ENDPOINTS, *cluster.ENDPOINTS,
     *sweeps.ENDPOINTS, *events.ENDPOINTS, *openapi.ENDPOINTS,
 ]
 

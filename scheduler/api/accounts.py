@@ -12,7 +12,7 @@ from aiohttp import web
 
 from scheduler.api import effects
 from scheduler.api.endpoint import Endpoint
-from scheduler.api.errors import conflict, invalid
+from scheduler.api.errors import conflict, invalid, unavailable
 from scheduler.api.pagination import page
 from scheduler.api.schemas import (
     AccountCreate,
@@ -23,9 +23,10 @@ from scheduler.api.schemas import (
     PageQuery,
 )
 from scheduler.api.wire import find_or_404, read_body, read_query, respond, runtime
+from shared.credentials import REAUTH_REQUIRED
 from shared.models import ACTIVE_STATES, UNFINISHED_STATES, new_id
-from shared.providers.base import Provider
-from shared.providers.registry import available_platforms, provider_for
+from shared.providers.base import Connected, Provider, ProviderError, RateLimited, Transient
+from shared.providers.registry import available_platforms
 from shared.runtime import Runtime
 from shared.store import Doc
 
@@ -33,14 +34,47 @@ from shared.store import Doc
 def account_out(doc: Doc) -> AccountOut:
     return AccountOut(
         id=doc["_id"], platform=doc["platform"], name=doc["name"], config=doc["config"],
-        status=doc["status"], rate_limit=doc.get("rate_limit"),
+        status=doc["status"], status_reason=doc.get("status_reason"),
+        rate_limit=doc.get("rate_limit"),
         on_unknown=doc.get("on_unknown", "retry"), created_at=doc["created_at"],
         updated_at=doc["updated_at"],
     )
 
 
 def _provider(rt: Runtime, platform: str) -> Provider | None:
-    return provider_for(platform, rt.http) if platform in available_platforms() else None
+    return rt.provider(platform) if platform in available_platforms() else None
+
+
+async def connected(provider: Provider, config: dict[str, Any],
+                    credentials: dict[str, Any]) -> Connected:
+    """What the platform makes of the credentials sent (a Bluesky app password becomes a
+    session); its refusal is the client's problem (422), its absence is not (503)."""
+    try:
+        return await provider.connect(config, credentials)
+    except (Transient, RateLimited) as exc:
+        raise unavailable(f"{provider.platform} could not be reached to check the "
+                          f"credentials: {exc}") from exc
+    except ProviderError as exc:
+        raise invalid([("credentials", f"{provider.platform} refused them: {exc}")]) from exc
+
+
+def account_doc(rt: Runtime, platform: str, name: str, linked: Connected, *,
+                rate_limit: Doc | None, on_unknown: str) -> Doc:
+    """A new account as stored: credentials sealed, version 1 (see shared.credentials)."""
+    now = rt.clock.now_dt()
+    return {
+        "_id": new_id(),
+        "platform": platform,
+        "name": name,
+        "config": linked.config,
+        "credentials_enc": rt.box.seal(linked.credentials),
+        "credentials_version": 1,
+        "rate_limit": rate_limit,
+        "on_unknown": on_unknown,
+        "status": "active",
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -63,21 +97,15 @@ async def create_account(request: web.Request) -> web.Response:
     problems = provider.validate_account(body.config, body.credentials)
     if problems:
         raise invalid(problems)
-    now = rt.clock.now_dt()
-    account_id = new_id()
-    await rt.store.accounts.insert_one({
-        "_id": account_id,
-        "platform": body.platform,
-        "name": body.name,
-        "config": body.config,
-        "credentials_enc": rt.box.seal(body.credentials),
-        "rate_limit": body.rate_limit.model_dump(exclude_none=True) if body.rate_limit else None,
-        "on_unknown": str(body.on_unknown),
-        "status": "active",
-        "created_at": now,
-        "updated_at": now,
-    })
-    return respond(account_out(await _account(rt, account_id)), status=201)
+    linked = await connected(provider, body.config, body.credentials)
+    doc = account_doc(
+        rt, body.platform, body.name,
+        Connected(linked.credentials, {**body.config, **linked.config}),
+        rate_limit=body.rate_limit.model_dump(exclude_none=True) if body.rate_limit else None,
+        on_unknown=str(body.on_unknown),
+    )
+    await rt.store.accounts.insert_one(doc)
+    return respond(account_out(await _account(rt, doc["_id"])), status=201)
 
 
 async def list_accounts(request: web.Request) -> web.Response:
@@ -97,6 +125,7 @@ async def patch_account(request: web.Request) -> web.Response:
     doc = await _account(rt, request.match_info["id"])
     given = body.model_fields_set
     changes: Doc = {k: getattr(body, k) for k in ("name", "status") if k in given}
+    update: Doc = {}
     if "on_unknown" in given and body.on_unknown is not None:
         changes["on_unknown"] = str(body.on_unknown)
     if "rate_limit" in given:
@@ -112,12 +141,23 @@ async def patch_account(request: web.Request) -> web.Response:
         problems = provider.validate_account(config, credentials)
         if problems:
             raise invalid(problems)
-        changes["config"] = config
         if body.credentials is not None:
-            changes["credentials_enc"] = rt.box.seal(credentials)
+            linked = await connected(provider, config, credentials)
+            config = {**config, **linked.config}
+            changes["credentials_enc"] = rt.box.seal(linked.credentials)
+            update["$inc"] = {"credentials_version": 1}
+            if doc["status"] == REAUTH_REQUIRED and "status" not in given:
+                changes["status"] = "active"
+        changes["config"] = config
+    if changes.get("status") == "active":
+        update["$unset"] = {"status_reason": ""}
     if changes:
         changes["updated_at"] = rt.clock.now_dt()
-        await rt.store.accounts.update_one({"_id": doc["_id"]}, {"$set": changes})
+        await rt.store.accounts.update_one({"_id": doc["_id"]}, {"$set": changes, **update})
+    if changes.get("status", doc["status"]) == "active" and (
+            doc["status"] != "active" or body.credentials is not None):
+        # Reconnected, patched with new credentials, or re-enabled: its waiting jobs go now.
+        await effects.resume_account(rt, doc["_id"])
     return respond(account_out(await _account(rt, doc["_id"])))
 
 

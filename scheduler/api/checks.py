@@ -12,13 +12,14 @@ from croniter import CroniterError
 from scheduler.api.errors import Problem
 from scheduler.cron import next_occurrence
 from shared.models import AtSchedule, Content, Schedule
-from shared.providers.registry import available_platforms, provider_for
+from shared.providers.registry import available_platforms
 from shared.runtime import Runtime
 from shared.store import Doc
 
 
 async def account_problems(rt: Runtime, account_ids: list[str]) -> tuple[list[Doc], list[Problem]]:
-    """The accounts, each of which must exist, be active and appear once."""
+    """The accounts, each of which must exist, not be disabled, and appear once. An account
+    waiting to be reconnected takes posts: its jobs wait for it."""
     found = {
         doc["_id"]: doc
         for doc in await rt.store.accounts.find({"_id": {"$in": account_ids}}).to_list()
@@ -31,18 +32,25 @@ async def account_problems(rt: Runtime, account_ids: list[str]) -> tuple[list[Do
             problems.append((f"account_ids.{n}", "is listed twice"))
         elif doc is None:
             problems.append((f"account_ids.{n}", "no such account"))
-        elif doc["status"] != "active":
+        elif doc["status"] == "disabled":
             problems.append((f"account_ids.{n}", f"the account is {doc['status']}"))
         seen.add(account_id)
     return [found[a] for a in dict.fromkeys(account_ids) if a in found], problems
 
 
-def content_problems(rt: Runtime, content: Content, platforms: Iterable[str]) -> list[Problem]:
-    """The content against the limits of every platform it goes to."""
+async def content_problems(rt: Runtime, content: Content,
+                           accounts: Iterable[Doc]) -> list[Problem]:
+    """The content against the limits of every account it goes to, each in its platform's
+    units (an instance may set its own limit, so the account's config is part of the check);
+    the same problem found for two accounts is reported once."""
     problems: list[Problem] = []
-    for platform in sorted(set(platforms)):
-        if platform in available_platforms():
-            problems += provider_for(platform, rt.http).check_content(content)
+    for account in accounts:
+        if account["platform"] not in available_platforms():
+            continue
+        provider = rt.provider(account["platform"])
+        for problem in await provider.check_content(content, account.get("config", {})):
+            if problem not in problems:
+                problems.append(problem)
     return problems
 
 

@@ -47,7 +47,8 @@ async def plan(rt: Runtime, post: Doc, accounts: list[Doc] | None = None) -> lis
     unless given), and stage the new runnable ones; returns the new jobs as they are now."""
     if accounts is None:
         accounts = await rt.store.accounts.find(
-            {"_id": {"$in": post["account_ids"]}, "status": "active"}
+            {"_id": {"$in": post["account_ids"]},
+             "status": {"$in": ["active", "reauth_required"]}}
         ).to_list()
     created = await materialise(rt, post, accounts, until=horizon(rt))
     return await stage_due(rt, created)
@@ -59,6 +60,27 @@ async def restage(rt: Runtime, post_id: str) -> None:
         {"post_id": post_id, "state": {"$in": _WAITING}, "due_at": {"$lte": horizon(rt)}}
     ).to_list()
     await stage_due(rt, jobs)
+
+
+async def resume_account(rt: Runtime, account_id: str) -> int:
+    """Queue at once the jobs that were waiting for this account to be reconnected, patched
+    or re-enabled; returns how many."""
+    now = rt.clock.now_dt()
+    waiting = await rt.store.jobs.find(
+        {"account_id": account_id, "state": str(JobState.RETRY_WAIT), "waiting_on": "account"},
+        {"_id": 1},
+    ).to_list()
+    resumed = 0
+    for job in waiting:
+        doc = await rt.jobs.transition(
+            job["_id"], expect=[JobState.RETRY_WAIT], to=JobState.STAGED,
+            reason="account usable again", extra_filter={"waiting_on": "account"},
+            set_fields={"due_at": now, "next_attempt_at": None}, unset=["waiting_on"],
+        )
+        if doc is not None:
+            await rt.queue.stage(doc["_id"], now, doc.get("priority", Priority.NORMAL))
+            resumed += 1
+    return resumed
 
 
 async def cancel(rt: Runtime, job_id: str, reason: str) -> Doc | None:

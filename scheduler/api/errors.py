@@ -74,6 +74,16 @@ def invalid(problems: Iterable[Problem]) -> ApiError:
     return ApiError(422, "the request is invalid", problems)
 
 
+def unavailable(message: str) -> ApiError:
+    """A platform Herald must ask could not be reached: retry later, nothing was stored."""
+    return ApiError(503, message, code="platform_unavailable")
+
+
+def bad_request(message: str, details: Iterable[Problem] = (), code: str | None = None
+                ) -> ApiError:
+    return ApiError(400, message, details, code=code)
+
+
 def field_path(loc: Sequence[int | str]) -> str:
     """`("account_ids", 0)` → `account_ids.0`; union tags are not part of what the client sent."""
     return ".".join(str(part) for part in loc if part not in UNION_TAGS) or "body"

@@ -95,7 +95,8 @@ async def retry_job(request: web.Request) -> web.Response:
     if post is None or post["status"] == PostStatus.CANCELLED:
         raise conflict("the job's post is cancelled or gone")
     if body.content is not None:
-        problems = content_problems(rt, body.content, [job["platform"]])
+        account = await rt.store.accounts.find_one({"_id": job["account_id"]})
+        problems = await content_problems(rt, body.content, [account] if account else [])
         if problems:
             raise invalid(problems)
     sets: Doc = {"due_at": body.run_at or rt.clock.now_dt(), "attempt_count": 0,

@@ -111,7 +111,7 @@ async def create_post(request: web.Request) -> web.Response:
     body = await read_body(request, PostCreate)
     now = rt.clock.now_dt()
     accounts, problems = await account_problems(rt, body.account_ids)
-    problems += content_problems(rt, body.content, (a["platform"] for a in accounts))
+    problems += await content_problems(rt, body.content, accounts)
     problems += schedule_problems(body.schedule, body.misfire_grace_seconds, now)
     if problems:
         raise invalid(problems)
@@ -187,7 +187,7 @@ async def patch_post(request: web.Request) -> web.Response:
     accounts, account_issues = await account_problems(rt, post["account_ids"])
     problems = account_issues if becomes_scheduled else []
     if body.content is not None:
-        problems += content_problems(rt, body.content, (a["platform"] for a in accounts))
+        problems += await content_problems(rt, body.content, accounts)
     if body.schedule is not None or becomes_scheduled:
         problems += schedule_problems(schedule, grace, now)
     if problems:

@@ -130,6 +130,28 @@ class AccountPatch(Strict):
     )
 
 
+class AccountConnect(Strict):
+    """Starts an OAuth connect; the account is created by the callback."""
+
+    platform: PlatformName
+    name: Name
+    redirect_uri: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+[^\s#]*$", max_length=2000,
+                                       description="where the platform sends the browser "
+                                                   "back: this API's /api/v1/oauth/callback")]
+    config: dict[str, Any] = Field(default_factory=dict)
+    rate_limit: RateLimit | None = None
+    on_unknown: OnUnknown = OnUnknown.RETRY
+
+
+class ConnectCallback(BaseModel):
+    """What the platform appends to the redirect URI; other parameters are ignored."""
+
+    state: Annotated[str, Field(min_length=1, max_length=200)]
+    code: Annotated[str, Field(max_length=4000)] | None = None
+    error: Annotated[str, Field(max_length=200)] | None = None
+    error_description: Annotated[str, Field(max_length=2000)] | None = None
+
+
 class PostCreate(Strict):
     account_ids: Annotated[list[Ident], Field(min_length=1, max_length=100)]
     content: Content
@@ -211,7 +233,9 @@ class AccountOut(BaseModel):
     platform: str
     name: str
     config: dict[str, Any]
-    status: str
+    status: Literal["active", "disabled", "reauth_required"]
+    #: Why the account is `reauth_required` (the platform's answer to the refresh).
+    status_reason: str | None = None
     rate_limit: dict[str, int] | None
     on_unknown: OnUnknown
     created_at: UtcTime
@@ -288,6 +312,16 @@ class JobOut(BaseModel):
     content_override: Content | None
     created_at: UtcTime
     updated_at: UtcTime
+
+
+class ConnectStarted(BaseModel):
+    authorize_url: str
+    state: str
+    expires_at: UtcTime
+
+
+class ConnectedOut(BaseModel):
+    account: AccountOut
 
 
 class AccountPage(BaseModel):

@@ -1,13 +1,26 @@
-"""The provider interface, and the error taxonomy the executor maps to decisions (DESIGN §6, §8)."""
+"""The provider interface, and the error taxonomy the executor maps to decisions (DESIGN §6, §8).
+
+One provider per platform, built once per node around the node's HTTP session. A provider
+knows its platform's wire contract and nothing of Herald's store: what it must remember across
+calls (a session token, an uploaded media id, a thread part) it hands back to the caller, which
+records it fenced (`Checkpoints`, `Connected`).
+"""
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Literal, Protocol
 
-from shared.models import Content
+import aiohttp
+from pydantic import BaseModel, ValidationError
+
+from shared.models import Content, Strict
+
+Problems = list[tuple[str, str]]
+#: How far ahead of `expires_at` an access token is refreshed, so no call meets it expired.
+REFRESH_AHEAD = timedelta(minutes=5)
 
 
 class ProviderError(Exception):
@@ -17,13 +30,20 @@ class ProviderError(Exception):
 
 
 class RateLimited(ProviderError):
-    """The platform said "not now": reschedule at `retry_at`, consuming no attempt."""
+    """The platform said "not now": reschedule at `retry_at`, consuming no attempt.
+
+    `scope` says what the limit covers: only this request, every call for the account, or the
+    whole app (installation); for the two last the executor holds back the account's (or the
+    platform's) other jobs until `retry_at` instead of letting each meet the limit itself.
+    """
 
     error_class = "rate_limited"
 
-    def __init__(self, message: str, retry_at: datetime) -> None:
+    def __init__(self, message: str, retry_at: datetime,
+                 scope: Literal["request", "account", "app"] = "request") -> None:
         super().__init__(message)
         self.retry_at = retry_at
+        self.scope = scope
 
 
 class Transient(ProviderError):
@@ -44,6 +64,36 @@ class Permanent(ProviderError):
     error_class = "permanent"
 
 
+class AuthRevoked(Permanent):
+    """The credentials no longer work and cannot be refreshed (revoked, refresh token expired
+    or rotated away): the account needs reconnecting, so its jobs wait instead of failing."""
+
+    error_class = "auth_revoked"
+
+
+class Checkpoints(Protocol):
+    """What earlier calls of this job created on the platform (DESIGN §8). `save` records a
+    value on the job, fenced, before the provider makes its next call; a retry or a
+    reconciliation reads it back with `get` and resumes instead of repeating the step."""
+
+    def get(self, key: str) -> Any: ...
+
+    async def save(self, key: str, value: Any) -> None: ...
+
+
+class MemoryCheckpoints:
+    """Checkpoints kept in memory: for a job's first try in tests, and for lookups."""
+
+    def __init__(self, values: dict[str, Any] | None = None) -> None:
+        self.values = dict(values or {})
+
+    def get(self, key: str) -> Any:
+        return self.values.get(key)
+
+    async def save(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
 @dataclass(frozen=True)
 class PublishRequest:
     """Everything a provider needs to publish one job; `idempotency_key` is the job id."""
@@ -55,6 +105,7 @@ class PublishRequest:
     content: Content
     config: dict[str, Any]
     credentials: dict[str, Any]
+    checkpoints: Checkpoints = field(default_factory=MemoryCheckpoints)
 
     @property
     def idempotency_key(self) -> str:
@@ -68,50 +119,164 @@ class Published:
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Checked when a post is scheduled, not when it is published."""
+class OAuthApp:
+    """The installation's OAuth client on a platform (or, for Mastodon, on one instance)."""
 
-    max_text_length: int = 100_000
-    max_media: int = 20
-    extra: dict[str, Any] = field(default_factory=dict)
+    client_id: str
+    client_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class Connected:
+    """The result of connecting an account: credentials to store sealed, and config keys the
+    platform told us (a LinkedIn author URN, a Bluesky DID) merged into the account's config."""
+
+    credentials: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A documented platform limit as `count` publishes per `period_seconds`."""
+
+    count: int
+    period_seconds: float
+
+    @property
+    def per_minute(self) -> float:
+        return self.count * 60 / self.period_seconds
+
+
+@dataclass(frozen=True)
+class TextLimit:
+    """The longest text a platform takes, in its own unit (`"weighted characters"`, ...)."""
+
+    maximum: int
+    unit: str = "characters"
+
+
+def model_problems(model: type[BaseModel], data: dict[str, Any], prefix: str) -> Problems:
+    """A pydantic model's validation errors as (field, message) pairs under `prefix`."""
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        return [
+            (".".join([prefix, *(str(p) for p in error["loc"])]), error["msg"])
+            for error in exc.errors()
+        ]
+    return []
 
 
 class Provider(abc.ABC):
-    platform: str
-    limits: Limits = Limits()
-    #: The platform deduplicates retries that carry the same idempotency key.
-    honours_idempotency_key: bool = False
-    #: `lookup` can tell whether a post was made.
-    supports_lookup: bool = False
+    """One platform's wire contract behind the interface the executor and the API use."""
 
-    @abc.abstractmethod
-    def validate_account(self, config: dict[str, Any], credentials: dict[str, Any]) -> list[
-        tuple[str, str]
-    ]:
-        """Field-level problems with an account's config and credentials, as (field, message)."""
+    platform: ClassVar[str]
+    #: The shape of the account's `config` and `credentials` (API.md "Accounts"); the OpenAPI
+    #: document is built from these, and `validate_account` checks them.
+    Config: ClassVar[type[Strict]]
+    Credentials: ClassVar[type[Strict]]
+    #: How an account is connected: through the API's OAuth flow, or with credentials sent to
+    #: `POST /accounts` directly (a token, a webhook URL, an app password).
+    connects_with: ClassVar[Literal["oauth", "credentials"]] = "credentials"
+    #: The platform deduplicates retries that carry the same idempotency key.
+    honours_idempotency_key: ClassVar[bool] = False
+    #: `lookup` can tell whether a post was made.
+    supports_lookup: ClassVar[bool] = False
+    #: `content.thread` is published as a reply chain.
+    supports_threads: ClassVar[bool] = False
+    #: `content.media` can be published.
+    supports_media: ClassVar[bool] = False
+    #: The pace used when an account sets no `rate_limit`, from the documented per-user limit.
+    default_budget: ClassVar[Budget | None] = None
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    # --- accounts ---------------------------------------------------------------------------
+
+    def validate_account(self, config: dict[str, Any], credentials: dict[str, Any]) -> Problems:
+        """Field-level problems with an account's config and credentials."""
+        return (model_problems(self.Config, config, "config")
+                + model_problems(self.Credentials, credentials, "credentials"))
+
+    async def connect(self, config: dict[str, Any], credentials: dict[str, Any]) -> Connected:
+        """Called when an account is created or its credentials are replaced through the API:
+        a platform that trades what the operator sent for session tokens does it here (and
+        raises Permanent when the platform refuses them). Others keep what was sent."""
+        return Connected(credentials=credentials)
+
+    # --- OAuth ------------------------------------------------------------------------------
+
+    async def register_app(self, config: dict[str, Any], redirect_uri: str) -> OAuthApp:
+        """Register Herald with the platform (Mastodon registers once per instance)."""
+        raise Permanent(f"{self.platform} apps are registered by the operator, not by Herald")
+
+    def authorization_url(self, config: dict[str, Any], app: OAuthApp, redirect_uri: str,
+                          state: str, code_challenge: str) -> str:
+        """The platform's authorization page for this connect request."""
+        raise Permanent(f"{self.platform} accounts are not connected through OAuth")
+
+    async def exchange_code(self, config: dict[str, Any], app: OAuthApp, redirect_uri: str,
+                            code: str, code_verifier: str) -> Connected:
+        """Trade the authorization code (and PKCE verifier) for the account's credentials."""
+        raise Permanent(f"{self.platform} accounts are not connected through OAuth")
+
+    # --- tokens -----------------------------------------------------------------------------
+
+    def needs_refresh(self, credentials: dict[str, Any], now: datetime) -> bool:
+        """Whether the access token expires within REFRESH_AHEAD (`expires_at`, when kept)."""
+        expires_at = credentials.get("expires_at")
+        if not isinstance(expires_at, str) or not credentials.get("refresh_token"):
+            return False
+        try:
+            when = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return when.tzinfo is not None and when - now <= REFRESH_AHEAD
+
+    async def refresh(self, config: dict[str, Any], credentials: dict[str, Any],
+                      app: OAuthApp | None) -> dict[str, Any]:
+        """New credentials after AuthExpired or ahead of expiry; AuthRevoked when the platform
+        refuses the refresh for good, Transient when it could not be asked."""
+        raise AuthRevoked(f"{self.platform} credentials cannot be refreshed")
+
+    # --- limits -----------------------------------------------------------------------------
+
+    async def text_limit(self, config: dict[str, Any]) -> TextLimit:
+        """The longest text this account may post (an instance may set its own)."""
+        return TextLimit(100_000)
+
+    def measure(self, text: str) -> int:
+        """Text length in the platform's own unit."""
+        return len(text)
+
+    async def check_content(self, content: Content, config: dict[str, Any]) -> Problems:
+        """Field-level problems of content against this platform's limits, checked when a post
+        is created or edited, never first at publish time."""
+        problems: Problems = []
+        limit = await self.text_limit(config)
+        parts = [("content.text", content.text)] + [
+            (f"content.thread.{n}.text", part.text) for n, part in enumerate(content.thread)]
+        for where, text in parts:
+            length = self.measure(text)
+            if length > limit.maximum:
+                problems.append((where, f"{self.platform}: {length} {limit.unit}, "
+                                        f"at most {limit.maximum}"))
+        if content.thread and not self.supports_threads:
+            problems.append(("content.thread", f"{self.platform}: threads are not supported"))
+        has_media = content.media or any(part.media for part in content.thread)
+        if has_media and not self.supports_media:
+            problems.append(("content.media", f"{self.platform}: media is not supported yet"))
+        return problems
+
+    # --- publishing -------------------------------------------------------------------------
 
     @abc.abstractmethod
     async def publish(self, request: PublishRequest) -> Published:
-        """Make the post; raise a ProviderError subclass on failure."""
+        """Make the post; raise a ProviderError subclass on failure. A publish that takes
+        several calls saves each platform-side result in `request.checkpoints` before the next
+        call, and resumes from them on a retry."""
 
-    async def lookup(self, request: PublishRequest) -> Published | None:
-        """Find a post made for this job (by idempotency key or marker); None when absent."""
+    async def lookup(self, request: PublishRequest, since: datetime) -> Published | None:
+        """Find a post made for this job at or after `since`; None when absent."""
         raise NotImplementedError(f"{self.platform} cannot look posts up")
-
-    async def refresh(self, credentials: dict[str, Any]) -> dict[str, Any]:
-        """New credentials after AuthExpired."""
-        raise Permanent(f"{self.platform} credentials cannot be refreshed")
-
-    def check_content(self, content: Content) -> list[tuple[str, str]]:
-        """Field-level problems of content against this platform's limits."""
-        problems: list[tuple[str, str]] = []
-        if len(content.text) > self.limits.max_text_length:
-            problems.append(
-                ("content.text", f"{self.platform} allows at most {self.limits.max_text_length} "
-                 "characters")
-            )
-        if len(content.media) > self.limits.max_media:
-            problems.append(
-                ("content.media", f"{self.platform} allows at most {self.limits.max_media} items")
-            )
-        return problems

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import cast
-
 import aiohttp
 
 from shared.providers.base import Permanent, Provider
+from shared.providers.bluesky import BlueskyProvider
+from shared.providers.discord import DiscordProvider
+from shared.providers.facebook import FacebookProvider
+from shared.providers.linkedin import LinkedInProvider
+from shared.providers.mastodon import MastodonProvider
+from shared.providers.slack import SlackProvider
+from shared.providers.telegram import TelegramProvider
 from shared.providers.webhook import WebhookProvider
+from shared.providers.x import XProvider
 
-PROVIDERS: dict[str, type[Provider]] = {"webhook": WebhookProvider}
+PROVIDERS: dict[str, type[Provider]] = {
+    cls.platform: cls
+    for cls in (WebhookProvider, MastodonProvider, BlueskyProvider, XProvider, LinkedInProvider,
+                FacebookProvider, TelegramProvider, DiscordProvider, SlackProvider)
+}
 
 
 class UnknownPlatform(Permanent):
@@ -27,11 +36,12 @@ def available_platforms() -> list[str]:
     return sorted(PROVIDERS)
 
 
-def provider_for(platform: str, session: aiohttp.ClientSession) -> Provider:
+def provider_class(platform: str) -> type[Provider]:
     try:
-        cls = PROVIDERS[platform]
+        return PROVIDERS[platform]
     except KeyError:
         raise UnknownPlatform(platform) from None
-    # Every provider takes the shared HTTP session; the ABC does not declare the constructor.
-    factory = cast(Callable[[aiohttp.ClientSession], Provider], cls)
-    return factory(session)
+
+
+def provider_for(platform: str, session: aiohttp.ClientSession) -> Provider:
+    return provider_class(platform)(session)

@@ -10,45 +10,44 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import time
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
-from typing import Any
-from urllib.parse import urlsplit
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-import aiohttp
+from pydantic import Field
 
-from shared.logging import REDACTED, redact
+from shared.models import Strict
 from shared.providers.base import (
     Permanent,
+    Problems,
     Provider,
     Published,
     PublishRequest,
     RateLimited,
     Transient,
 )
+from shared.providers.wire import (
+    DEFAULT_TIMEOUT_SECONDS,
+    call,
+    excerpt,
+    is_http_url,
+    parse_retry_after,
+    rfc3339_utc,
+)
 
-DEFAULT_TIMEOUT_SECONDS = 30.0
 MAX_TIMEOUT_SECONDS = 300.0
-DEFAULT_RETRY_AFTER_SECONDS = 60
-#: A broken or hostile `Retry-After` must not park a job for years.
-MAX_RETRY_AFTER_SECONDS = 24 * 3600
-#: Enough for any `{"id", "url"}` answer; a larger body is not read further.
-MAX_RESPONSE_BYTES = 64 * 1024
-EXCERPT_CHARS = 200
 
 CONFIG_KEYS = frozenset({"url", "timeout_seconds"})
 CREDENTIAL_KEYS = frozenset({"secret"})
 
-_URL_QUERY = re.compile(r"(?P<base>https?://[^\s'\"?#]*)[?#][^\s'\"]*")
+
+class WebhookConfig(Strict):
+    url: Annotated[str, Field(pattern=r"^https?://", description="the receiver's URL")]
+    timeout_seconds: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_SECONDS)] | None = None
 
 
-def rfc3339_utc(value: datetime) -> str:
-    """`2026-11-23T08:00:00.000Z`, millisecond precision as MongoDB keeps it; a naive value
-    is taken as UTC, which is how MongoDB hands dates back."""
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return aware.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+class WebhookCredentials(Strict):
+    secret: Annotated[str, Field(min_length=1, description="HMAC-SHA256 signing key")]
 
 
 def build_body(request: PublishRequest) -> bytes:
@@ -82,24 +81,6 @@ def signed_headers(request: PublishRequest, body: bytes, timestamp: int) -> dict
     }
 
 
-def parse_retry_after(value: str | None, now: datetime) -> datetime:
-    """When to try again: delay-seconds or an HTTP-date; 60 s when absent or unreadable."""
-    delay: float = DEFAULT_RETRY_AFTER_SECONDS
-    text = (value or "").strip()
-    if text.isascii() and text.isdigit():
-        delay = int(text)
-    elif text:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            pass
-        else:
-            if when.tzinfo is None:  # RFC 9110 dates are GMT
-                when = when.replace(tzinfo=UTC)
-            delay = max(0.0, (when - now).total_seconds())
-    return now + timedelta(seconds=min(delay, MAX_RETRY_AFTER_SECONDS))
-
-
 def _published(body: bytes) -> Published:
     """`id` and `url` of a JSON object answer; any other body still means success."""
     try:
@@ -119,57 +100,26 @@ def _published(body: bytes) -> Published:
     )
 
 
-def _scrub(text: str, secret: str) -> str:
-    """Error text without the secret, URL passwords or query strings (which carry tokens)."""
-    if secret:
-        text = text.replace(secret, REDACTED)
-    return str(redact(_URL_QUERY.sub(rf"\g<base>?{REDACTED}", text)))
-
-
-def _excerpt(body: bytes, secret: str) -> str:
-    text = " ".join(body.decode("utf-8", errors="replace").split())
-    return _scrub(text, secret)[:EXCERPT_CHARS]
-
-
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    data = bytearray()
-    async for chunk in response.content.iter_chunked(16 * 1024):
-        data += chunk
-        if len(data) >= MAX_RESPONSE_BYTES:
-            break
-    return bytes(data[:MAX_RESPONSE_BYTES])
-
-
-def _is_http_url(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        parts = urlsplit(value)
-        _ = parts.port  # raises on a malformed port
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
 class WebhookProvider(Provider):
     platform = "webhook"
     honours_idempotency_key = True
     supports_lookup = False
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
+    Config = WebhookConfig
+    Credentials = WebhookCredentials
 
     def validate_account(
         self, config: dict[str, Any], credentials: dict[str, Any]
-    ) -> list[tuple[str, str]]:
-        problems: list[tuple[str, str]] = []
+    ) -> Problems:
+        """Hand-written rather than the models' messages, which the API has always given."""
+        problems: Problems = []
         for key in sorted(set(config) - CONFIG_KEYS):
             problems.append((f"config.{key}", "unknown field for the webhook platform"))
         for key in sorted(set(credentials) - CREDENTIAL_KEYS):
             problems.append((f"credentials.{key}", "unknown field for the webhook platform"))
         if "url" not in config:
             problems.append(("config.url", "required"))
-        elif not _is_http_url(config["url"]):
+        elif not is_http_url(config["url"]):
             problems.append(("config.url", "must be an http or https URL with a host"))
         if "timeout_seconds" in config:
             timeout = config["timeout_seconds"]
@@ -199,34 +149,17 @@ class WebhookProvider(Provider):
         secret: str = request.credentials["secret"]
         body = build_body(request)
         headers = signed_headers(request, body, int(time.time()))
-        timeout = aiohttp.ClientTimeout(
-            total=float(request.config.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
+        answer = await call(
+            self.session, "POST", request.config["url"], platform="webhook", secrets=[secret],
+            timeout_seconds=float(request.config.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
+            data=body, headers=headers,
         )
-        try:
-            async with self._session.post(
-                request.config["url"],
-                data=body,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,  # a redirected POST would be re-sent as a GET
-            ) as response:
-                status = response.status
-                payload = await _read_capped(response)
-                retry_after = response.headers.get("Retry-After")
-        except TimeoutError as exc:
-            raise Transient(f"webhook timed out after {timeout.total:g}s") from exc
-        except aiohttp.InvalidURL as exc:
-            raise Permanent("webhook config.url is not a valid URL") from exc
-        except aiohttp.ClientError as exc:
-            detail = _scrub(str(exc), secret)
-            raise Transient(f"webhook unreachable: {type(exc).__name__}: {detail}") from exc
-
-        if 200 <= status < 300:
-            return _published(payload)
-        if status == 429:
-            retry_at = parse_retry_after(retry_after, datetime.now(UTC))
+        if answer.ok:
+            return _published(answer.body)
+        if answer.status == 429:
+            retry_at = parse_retry_after(answer.headers.get("Retry-After"), datetime.now(UTC))
             raise RateLimited(f"webhook answered 429, retry at {rfc3339_utc(retry_at)}", retry_at)
-        message = f"webhook answered {status}: {_excerpt(payload, secret)}"
-        if status >= 500:
+        message = f"webhook answered {answer.status}: {excerpt(answer.body, [secret])}"
+        if answer.status >= 500:
             raise Transient(message)
         raise Permanent(message)

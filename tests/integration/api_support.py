@@ -22,6 +22,10 @@ from shared.store import Doc
 SECRET = "s3cr3t-webhook-key"
 HOOK_URL = "http://127.0.0.1:9/hook"
 _NO_BODY: Any = object()
+#: An account on a platform with a short text limit (4,096) and no call at creation.
+TELEGRAM: dict[str, Any] = {"platform": "telegram", "name": "ops-telegram",
+                            "config": {"chat_id": "@herald_ops"},
+                            "credentials": {"bot_token": "123456789:" + "A" * 35}}
 
 
 @dataclass

@@ -6,12 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
-
-from shared.providers.base import Limits
-from shared.providers.webhook import WebhookProvider
 from shared.runtime import Runtime
 from tests.integration.api_support import (
+    TELEGRAM,
     at,
     job_doc,
     now,
@@ -345,19 +342,17 @@ async def test_draft_becomes_scheduled(runtime: Runtime) -> None:
         assert job["state"] == "staged" and await runtime.queue.contains([job["id"]])
 
 
-async def test_content_is_checked_against_platform_limits(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_content_is_checked_against_platform_limits(runtime: Runtime) -> None:
     async with serve_api(runtime) as api:
-        account = (await api.account())["id"]
+        account = (await api.account(**TELEGRAM))["id"]
         post = await api.post([account])
-        monkeypatch.setattr(WebhookProvider, "limits", Limits(max_text_length=10, max_media=0))
-        too_long = {"text": "eleven chars", "media": [{"url": "https://e.com/a.png"}]}
+        too_long = {"text": "x" * 4097, "media": [{"url": "https://e.com/a.png"}]}
         reply = await api.rejected("POST", "/posts", _post_body(runtime, account,
                                                                 content=too_long),
                                    status=422, field="content.text")
         assert {d["field"] for d in reply.body["error"]["details"]} == {"content.text",
                                                                         "content.media"}
-        assert "webhook" in reply.body["error"]["details"][0]["message"]
+        assert reply.body["error"]["details"][0]["message"].startswith("telegram: 4097 ")
         await api.rejected("PATCH", f"/posts/{post['id']}", {"content": too_long}, status=422,
                            field="content.media")
+        await api.ok("PATCH", f"/posts/{post['id']}", {"content": {"text": "x" * 4096}})

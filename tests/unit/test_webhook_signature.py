@@ -15,15 +15,12 @@ import pytest
 from shared.models import Content
 from shared.providers.base import Permanent, PublishRequest
 from shared.providers.registry import UnknownPlatform, available_platforms, provider_for
-from shared.providers.webhook import (
+from shared.providers.webhook import WebhookProvider, build_body, sign, signed_headers
+from shared.providers.wire import (
     DEFAULT_RETRY_AFTER_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
-    WebhookProvider,
-    build_body,
     parse_retry_after,
     rfc3339_utc,
-    sign,
-    signed_headers,
 )
 
 NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)

@@ -1,0 +1,110 @@
+"""The `slack` platform: a message through an incoming webhook.
+
+The webhook URL is the credential (its last segment is the secret), so the whole URL is
+scrubbed from every message. Slack answers a plain-text `ok` with no message id or link, takes
+no idempotency key and a webhook cannot read the channel back: an unknown outcome stays
+`unconfirmed` (docs/providers/slack.md).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import Field
+
+from shared.models import Strict
+from shared.providers.base import (
+    AuthRevoked,
+    Budget,
+    Permanent,
+    Provider,
+    Published,
+    PublishRequest,
+    RateLimited,
+    TextLimit,
+    Transient,
+)
+from shared.providers.wire import answer_error, call, parse_retry_after, rfc3339_utc
+
+#: `https://hooks.slack.com/services/T.../B.../<secret>`; any http(s) host is taken so that
+#: tests and Slack-compatible servers can stand in.
+WEBHOOK_URL = (r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?"
+               r"/services/T[A-Z0-9]{1,20}/B[A-Z0-9]{1,20}/[A-Za-z0-9]{1,64}/?$")
+#: Slack truncates `text` beyond 40,000 characters; Herald refuses it at scheduling instead.
+MAX_TEXT = 40_000
+#: The plain-text answers that mean the webhook itself no longer works (removed, its channel
+#: gone or archived, its token wrong, posting forbidden): the operator must fix the account.
+REVOKED = frozenset({
+    "invalid_token", "no_service", "no_service_id", "no_active_hooks", "no_team",
+    "team_disabled", "channel_not_found", "channel_is_archived", "action_prohibited",
+    "posting_to_general_channel_denied",
+})
+_CONTROL = re.compile(r"[&<>]")
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters as entities, so `<!channel>` or `<url|label>` show
+    literally as written instead of pinging or linking; Slack asks for exactly these three."""
+    return _CONTROL.sub(lambda m: _ENTITIES[m.group(0)], text)
+
+
+class SlackConfig(Strict):
+    """Nothing to configure: an incoming webhook posts as its app, to its own channel."""
+
+
+class SlackCredentials(Strict):
+    webhook_url: Annotated[str, Field(
+        pattern=WEBHOOK_URL, max_length=300,
+        description="The incoming webhook URL, https://hooks.slack.com/services/T…/B…/… "
+                    "(secret: it carries the webhook's token)")]
+
+
+def webhook_secrets(url: str) -> list[str]:
+    return [url, urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]]
+
+
+class SlackProvider(Provider):
+    platform = "slack"
+    connects_with = "credentials"
+    honours_idempotency_key = False
+    supports_lookup = False
+    #: Incoming webhooks: one message per second, short bursts allowed.
+    default_budget = Budget(1, 1.0)
+
+    Config = SlackConfig
+    Credentials = SlackCredentials
+
+    async def text_limit(self, config: dict[str, Any]) -> TextLimit:
+        return TextLimit(MAX_TEXT, "characters")
+
+    def measure(self, text: str) -> int:
+        """Characters as sent, after escaping: each & < > grows to an entity."""
+        return len(escape(text))
+
+    async def publish(self, request: PublishRequest) -> Published:
+        problems = self.validate_account(request.config, request.credentials)
+        if problems:
+            raise Permanent("slack account is invalid: "
+                            + "; ".join(f"{f}: {m}" for f, m in problems))
+        url: str = request.credentials["webhook_url"]
+        hidden = webhook_secrets(url)
+        answer = await call(self.session, "POST", url, platform="slack", secrets=hidden,
+                            json={"text": escape(request.content.text)})
+        if answer.ok:
+            return Published()
+        message = answer_error("slack", answer, hidden)
+        if answer.status == 429:
+            retry_at = parse_retry_after(answer.headers.get("Retry-After"), datetime.now(UTC))
+            raise RateLimited(f"{message} (retry at {rfc3339_utc(retry_at)})", retry_at,
+                              scope="account")
+        if answer.status >= 500:
+            raise Transient(message)
+        code = answer.body.decode("utf-8", errors="replace").strip()
+        if code in REVOKED:
+            raise AuthRevoked(f"{message} (the webhook no longer posts: fix it in Slack or "
+                              "patch the account with a new webhook_url)")
+        raise Permanent(message)

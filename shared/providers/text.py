@@ -1,0 +1,29 @@
+"""Text length in the units platforms count in, each from a maintained library rather than
+rules of our own: X's weighted characters (twitter-text's v3 configuration: URLs as 23,
+CJK and emoji as 2) and extended grapheme clusters (Bluesky's unit)."""
+
+from __future__ import annotations
+
+import warnings
+
+import grapheme
+
+with warnings.catch_warnings():
+    # twitter-text-parser reads its emoji table through pkg_resources, which warns on import.
+    warnings.simplefilter("ignore")
+    from twitter_text import parse_tweet
+
+
+def x_weighted_length(text: str) -> int:
+    """X's weighted length; the limit it is measured against is 280."""
+    return int(parse_tweet(text).weightedLength)
+
+
+def graphemes(text: str) -> int:
+    """User-perceived characters (Unicode extended grapheme clusters)."""
+    return int(grapheme.length(text))
+
+
+def utf16_units(text: str) -> int:
+    """UTF-16 code units, as JavaScript's `length` counts (TikTok, Discord)."""
+    return len(text.encode("utf-16-le")) // 2
