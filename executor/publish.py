@@ -34,6 +34,7 @@ from shared.notify import Notifier
 from shared.providers.base import (
     AuthExpired,
     AuthRevoked,
+    OutcomeUnknown,
     Provider,
     ProviderError,
     Published,
@@ -314,6 +315,11 @@ class Run:
                     dataclasses.replace(request, credentials=keyed.credentials))
         except AuthExpired as exc:
             await self._handle_error(post, Transient(f"auth still expired after refresh: {exc}"))
+        except OutcomeUnknown as exc:
+            if provider.honours_idempotency_key:
+                await self._handle_error(post, exc)
+            else:
+                await self._to_reconciliation(exc)
         except AuthRevoked as exc:
             # Refused before anything was posted: the account needs a person, the job waits.
             PROVIDER_ERRORS.labels(platform=job["platform"], error_class=exc.error_class).inc()
@@ -326,6 +332,22 @@ class Run:
         finally:
             PUBLISH_DURATION.labels(platform=account["platform"]).observe(
                 time.monotonic() - started)
+
+    async def _to_reconciliation(self, error: OutcomeUnknown) -> None:
+        """The platform may have made the post and cannot deduplicate a retry: leave the job
+        `publishing` with its lease lapsed now, so the next sweep reconciles it as it would a
+        dead node's (a lookup where the platform has one, else `unconfirmed`), never a blind
+        second post."""
+        job = self.job
+        PROVIDER_ERRORS.labels(platform=job["platform"], error_class=error.error_class).inc()
+        handed = await self.rt.store.jobs.update_one(
+            {"_id": job["_id"], "lease_seq": self.fence, "state": str(JobState.PUBLISHING)},
+            {"$set": {"lease.expires_at": self.rt.clock.now_dt(), "unknown_reason": str(error),
+                      "updated_at": self.rt.clock.now_dt()}},
+        )
+        if handed.matched_count == 0:
+            raise LeaseLost(job["_id"])
+        log.warning("outcome_unknown", error=str(error), action="left to reconciliation")
 
     async def _wait_for_account(self, expect: JobState, reason: str) -> None:
         """Park the job until its account is usable again, consuming no attempt; the API

@@ -44,7 +44,7 @@ async def reconcile(rt: Runtime, publisher: Publisher, job: Doc) -> str:
             if found is not None:
                 await rt.jobs.transition(
                     job["_id"], to=JobState.SUCCEEDED, reason="reconciled: found on platform",
-                    unset=["lease"], **fence,
+                    unset=["lease", "unknown_reason"], **fence,
                     set_fields={"result": {"platform_post_id": found.platform_post_id,
                                            "url": found.url}},
                     push=_attempt(rt, job, "succeeded", "found by lookup"),
@@ -57,8 +57,7 @@ async def reconcile(rt: Runtime, publisher: Publisher, job: Doc) -> str:
         return await _retry(rt, job, fence, "publishing_retried")
     doc = await rt.jobs.transition(
         job["_id"], to=JobState.UNCONFIRMED, reason="outcome unknown after lease expiry",
-        unset=["lease"], push=_attempt(rt, job, "unknown", "lease expired while publishing"),
-        **fence,
+        unset=["lease", "unknown_reason"], push=_attempt(rt, job, "unknown", _why(job)), **fence,
     )
     if doc is not None:
         JOBS.labels(outcome="unconfirmed").inc()
@@ -72,13 +71,20 @@ async def reconcile(rt: Runtime, publisher: Publisher, job: Doc) -> str:
 async def _retry(rt: Runtime, job: Doc, fence: dict[str, Any], reason: str) -> str:
     now = rt.clock.now_dt()
     doc = await rt.jobs.transition(
-        job["_id"], to=JobState.RETRY_WAIT, reason=reason, unset=["lease"],
+        job["_id"], to=JobState.RETRY_WAIT, reason=reason, unset=["lease", "unknown_reason"],
         set_fields={"due_at": now, "next_attempt_at": now},
-        push=_attempt(rt, job, "unknown", "lease expired while publishing"), **fence,
+        push=_attempt(rt, job, "unknown", _why(job)), **fence,
     )
     if doc is not None:
         await rt.queue.stage(doc["_id"], now, doc.get("priority", "normal"))
     return reason
+
+
+def _why(job: Doc) -> str:
+    """What left the outcome unknown: the executor's own report, or its silence."""
+    reason = job.get("unknown_reason")
+    return f"no answer from the platform: {reason}" if reason else (
+        "lease expired while publishing")
 
 
 def _attempt(rt: Runtime, job: Doc, outcome: str, error: str) -> dict[str, Any]:

@@ -170,7 +170,7 @@ Schedule = AtSchedule | CronSchedule
 
 PlatformName = Literal[
     "webhook", "mastodon", "bluesky", "x", "linkedin", "facebook", "instagram", "telegram",
-    "discord", "slack",
+    "discord", "slack", "tiktok", "youtube",
 ]
 
 

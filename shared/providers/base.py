@@ -52,6 +52,14 @@ class Transient(ProviderError):
     error_class = "transient"
 
 
+class OutcomeUnknown(Transient):
+    """The request was sent but no answer came back (a timeout, a connection dropped after
+    sending): the platform may have made the post. A retry is safe only where the platform
+    honours the idempotency key; otherwise the job goes to reconciliation (DESIGN §7)."""
+
+    error_class = "outcome_unknown"
+
+
 class AuthExpired(ProviderError):
     """The access token expired: refresh once, then retry at once."""
 

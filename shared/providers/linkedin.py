@@ -1,23 +1,400 @@
-"""The `linkedin` platform (skeleton: being written)."""
+"""The `linkedin` platform: posts through the versioned Posts API (`/rest/posts`) as a member or
+an organization, with a 3-legged OAuth 2.0 token (docs/providers/linkedin.md).
+
+The post text goes in `commentary`, which LinkedIn reads as "little" text: reserved characters
+are backslash-escaped so that the text shows as written (an unescaped one can cut the post
+short). LinkedIn takes no idempotency key but refuses a repeat of a recent text as a duplicate,
+naming the earlier post; that post is taken as this job's only when `lookup` confirms it, which
+needs read access to the author's posts (r_member_social, restricted, or r_organization_social).
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlencode
+
+from pydantic import Field, ValidationError
+
 from shared.models import Strict
-from shared.providers.base import Permanent, Provider, Published, PublishRequest
+from shared.providers.base import (
+    AuthExpired,
+    AuthRevoked,
+    Budget,
+    Connected,
+    OAuthApp,
+    Permanent,
+    Provider,
+    ProviderError,
+    Published,
+    PublishRequest,
+    RateLimited,
+    TextLimit,
+    Transient,
+)
+from shared.providers.text import utf16_units
+from shared.providers.wire import (
+    Answer,
+    after_seconds,
+    answer_error,
+    call,
+    parse_retry_after,
+    rfc3339_utc,
+)
+
+DEFAULT_API_BASE = "https://api.linkedin.com"
+#: The authorization page and the token endpoint are both on www.linkedin.com.
+DEFAULT_AUTH_BASE = "https://www.linkedin.com"
+#: A LinkedIn-Version that is active (each is served for at least a year after its month).
+DEFAULT_API_VERSION = "202609"
+#: A member posts for itself; `openid profile` let Herald read who connected (`/v2/userinfo`).
+MEMBER_SCOPES = "openid profile w_member_social"
+#: An organization's page is posted to, and read back for lookups, by one of its admins.
+ORGANIZATION_SCOPES = "w_organization_social r_organization_social"
+MAX_COMMENTARY = 3000
+POST_URL = "https://www.linkedin.com/feed/update/{urn}/"
+HTTP_URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+RFC3339 = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"
+AUTHOR_URN = r"^urn:li:(person|organization):[A-Za-z0-9_\-]+$"
+#: The characters the little text format reserves; each is written as `\<char>`.
+RESERVED = frozenset("\\|{}@[]()<>#*_~")
+#: LinkedIn names the throttle in its 429 body; a DAY limit resets at midnight UTC.
+_THROTTLE = re.compile(r"throttle\s+(?P<who>[A-Z_]+)\s+(?P<window>[A-Z]+)\s+limit", re.IGNORECASE)
+_DUPLICATE_OF = re.compile(r"duplicate of (?P<urn>urn:li:[A-Za-z]+:[0-9]+)")
+#: A retry's duplicate is searched for from a little before the job's time, for clock skew.
+LOOKUP_SLACK = timedelta(minutes=5)
+LOOKUP_PAGE = 50
+LOOKUP_PAGES = 4
 
 
 class LinkedInConfig(Strict):
-    pass
+    api_base: Annotated[str, Field(
+        pattern=HTTP_URL, max_length=300,
+        description="LinkedIn API base URL (`/rest/posts`, `/v2/userinfo`)")] = DEFAULT_API_BASE
+    auth_base: Annotated[str, Field(
+        pattern=HTTP_URL, max_length=300,
+        description="Where LinkedIn's OAuth pages are served (`/oauth/v2/authorization`, "
+                    "`/oauth/v2/accessToken`)")] = DEFAULT_AUTH_BASE
+    author_urn: Annotated[str, Field(
+        pattern=AUTHOR_URN, max_length=200,
+        description="Who posts: `urn:li:person:<id>` (filled in when the member connects) or "
+                    "`urn:li:organization:<id>` for a page the member administers")] | None = None
+    api_version: Annotated[str, Field(
+        pattern=r"^[0-9]{6}(\.[0-9]{2})?$",
+        description=f"The LinkedIn-Version header (YYYYMM); default {DEFAULT_API_VERSION}",
+    )] = DEFAULT_API_VERSION
 
 
 class LinkedInCredentials(Strict):
-    pass
+    access_token: Annotated[str, Field(
+        min_length=1, max_length=4096,
+        description="3-legged OAuth 2.0 access token (lives 60 days)")]
+    refresh_token: Annotated[str, Field(
+        min_length=1, max_length=4096,
+        description="Refresh token, issued only to approved partners; it keeps the "
+                    "expiry of the first grant (365 days)")] | None = None
+    expires_at: Annotated[str, Field(
+        pattern=RFC3339, json_schema_extra={"format": "date-time"},
+        description="When the access token expires (RFC 3339)")] | None = None
+
+
+def escape_little_text(text: str) -> str:
+    """`text` as little text that LinkedIn shows verbatim: every reserved character escaped."""
+    return "".join("\\" + c if c in RESERVED else c for c in text)
+
+
+def _config(config: dict[str, Any]) -> LinkedInConfig:
+    try:
+        return LinkedInConfig.model_validate(config)
+    except ValidationError as exc:
+        raise Permanent(f"linkedin account config is invalid: {exc.errors()[0]['msg']}") from exc
+
+
+def _token(credentials: dict[str, Any]) -> str:
+    token = credentials.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise AuthRevoked("linkedin account has no access token")
+    return token
+
+
+def _secrets(credentials: dict[str, Any], app: OAuthApp | None = None) -> list[str]:
+    values = [credentials.get("access_token"), credentials.get("refresh_token")]
+    if app is not None:
+        values.append(app.client_secret)
+    return [v for v in values if isinstance(v, str) and v]
+
+
+def _headers(token: str, config: LinkedInConfig) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "LinkedIn-Version": config.api_version,
+            "X-Restli-Protocol-Version": "2.0.0"}
+
+
+def next_midnight_utc(now: datetime) -> datetime:
+    return datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), time(), UTC)
+
+
+def rate_limited(answer: Answer, now: datetime) -> RateLimited:
+    """LinkedIn's 429 carries no reset header. Its body names the throttle: a DAY limit
+    resets at midnight UTC, for the member (account) or the whole application (app). Any
+    other 429 (LinkedIn's infrastructure protection, which clears by itself) waits
+    Retry-After when sent, else a minute."""
+    message = answer.object().get("message")
+    match = _THROTTLE.search(message) if isinstance(message, str) else None
+    if match and match["window"].upper() == "DAY":
+        at = next_midnight_utc(now)
+        who = match["who"].upper()
+        scope: Literal["account", "app"] = "account" if "MEMBER" in who else "app"
+        return RateLimited(f"linkedin: the {who.lower()} daily limit is spent until "
+                           f"{rfc3339_utc(at)}", at, scope=scope)
+    at = parse_retry_after(answer.headers.get("Retry-After"), now)
+    return RateLimited(f"linkedin answered 429, retry at {rfc3339_utc(at)}", at)
+
+
+def api_error(answer: Answer, secrets: list[str], *, refreshable: bool) -> ProviderError:
+    """The taxonomy for a LinkedIn API answer that is not a success. A 401 is an expired
+    (or revoked) token: a refresh may fix it only when the account holds a refresh token."""
+    message = answer_error("linkedin", answer, secrets)
+    if answer.status == 429:
+        return rate_limited(answer, datetime.now(UTC))
+    if answer.status == 401:
+        return AuthExpired(message) if refreshable else AuthRevoked(
+            f"{message} (no refresh token is held; reconnect the account)")
+    if answer.status == 426:
+        return Permanent(f"{message} (set config.api_version to an active LinkedIn-Version)")
+    if answer.status >= 500:
+        return Transient(message)
+    return Permanent(message)
+
+
+def duplicate_of(answer: Answer) -> str | None:
+    """The earlier post's URN when LinkedIn refused the post as a duplicate (422
+    DUPLICATE_POST, "Content is a duplicate of urn:li:share:..."), else None."""
+    if answer.status != 422:
+        return None
+    document = answer.object()
+    details = document.get("errorDetails")
+    inputs = details.get("inputErrors") if isinstance(details, dict) else None
+    codes = [e.get("code") for e in inputs or [] if isinstance(e, dict)]
+    message = document.get("message")
+    match = _DUPLICATE_OF.search(message) if isinstance(message, str) else None
+    if "DUPLICATE_POST" not in codes and match is None:
+        return None
+    return match["urn"] if match else ""
+
+
+def _since(value: datetime) -> datetime:
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware - LOOKUP_SLACK
+
+
+def _published(urn: str | None) -> Published:
+    if not urn:
+        return Published()
+    return Published(urn, POST_URL.format(urn=urn))
 
 
 class LinkedInProvider(Provider):
     platform = "linkedin"
+    connects_with = "oauth"
+    honours_idempotency_key = False
+    supports_lookup = True
+    #: LinkedIn publishes no standard limits; 150 posts a member a day is the figure
+    #: schedulers work to (docs/providers/linkedin.md).
+    default_budget = Budget(150, 24 * 3600)
+
     Config = LinkedInConfig
     Credentials = LinkedInCredentials
 
+    # --- limits -----------------------------------------------------------------------------
+
+    async def text_limit(self, config: dict[str, Any]) -> TextLimit:
+        return TextLimit(MAX_COMMENTARY, "characters")
+
+    def measure(self, text: str) -> int:
+        """Characters as LinkedIn's (JavaScript) composer counts them, UTF-16 units, of the
+        text as written, before escaping."""
+        return utf16_units(text)
+
+    # --- accounts and OAuth -----------------------------------------------------------------
+
+    async def connect(self, config: dict[str, Any], credentials: dict[str, Any]) -> Connected:
+        """A token sent directly still needs an author: the member it belongs to, unless the
+        config names one (an organization)."""
+        if _config(config).author_urn:
+            return Connected(credentials=credentials)
+        urn = await self._member_urn(_config(config), _token(credentials),
+                                     _secrets(credentials))
+        return Connected(credentials=credentials, config={"author_urn": urn})
+
+    def authorization_url(self, config: dict[str, Any], app: OAuthApp, redirect_uri: str,
+                          state: str, code_challenge: str) -> str:
+        """LinkedIn's web flow has no PKCE (the client secret authenticates the exchange), so
+        `code_challenge` is not sent."""
+        parsed = _config(config)
+        organization = (parsed.author_urn or "").startswith("urn:li:organization:")
+        params = {"response_type": "code", "client_id": app.client_id,
+                  "redirect_uri": redirect_uri, "state": state,
+                  "scope": ORGANIZATION_SCOPES if organization else MEMBER_SCOPES}
+        return (f"{parsed.auth_base.rstrip('/')}/oauth/v2/authorization?"
+                f"{urlencode(params, quote_via=quote)}")
+
+    async def exchange_code(self, config: dict[str, Any], app: OAuthApp, redirect_uri: str,
+                            code: str, code_verifier: str) -> Connected:
+        parsed = _config(config)
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        answer = await self._token_call(parsed, app, form, [code])
+        if not answer.ok:
+            secrets = [*_secrets({}, app), code]
+            if answer.status == 429 or answer.status >= 500:
+                raise api_error(answer, secrets, refreshable=False)
+            raise Permanent(answer_error("linkedin", answer, secrets))
+        credentials = self._credentials(answer, {})
+        if parsed.author_urn:
+            return Connected(credentials=credentials)
+        urn = await self._member_urn(parsed, credentials["access_token"],
+                                     _secrets(credentials, app))
+        return Connected(credentials=credentials, config={"author_urn": urn})
+
+    async def _member_urn(self, config: LinkedInConfig, token: str, secrets: list[str]) -> str:
+        """`urn:li:person:<sub>` of the token's member, from the OpenID Connect userinfo."""
+        answer = await call(self.session, "GET", f"{config.api_base.rstrip('/')}/v2/userinfo",
+                            platform="linkedin", secrets=secrets,
+                            headers={"Authorization": f"Bearer {token}"})
+        if answer.status == 429 or answer.status >= 500:
+            raise api_error(answer, secrets, refreshable=False)
+        sub = answer.object().get("sub") if answer.ok else None
+        if not isinstance(sub, str) or not re.fullmatch(r"[A-Za-z0-9_\-]+", sub):
+            raise Permanent(f"{answer_error('linkedin', answer, secrets)} (could not read the "
+                            f"member from /v2/userinfo; the token needs openid and profile)")
+        return f"urn:li:person:{sub}"
+
+    async def refresh(self, config: dict[str, Any], credentials: dict[str, Any],
+                      app: OAuthApp | None) -> dict[str, Any]:
+        """LinkedIn keeps the refresh token (its lifetime runs from the first grant); the
+        access token is new, for another 60 days."""
+        refresh_token = credentials.get("refresh_token")
+        if not isinstance(refresh_token, str) or not refresh_token:
+            raise AuthRevoked("linkedin: no refresh token (LinkedIn issues them to approved "
+                              "partners only); reconnect the account")
+        if app is None:
+            raise Permanent("linkedin: no OAuth client is configured "
+                            "(HERALD_LINKEDIN_CLIENT_ID) to refresh with")
+        secrets = _secrets(credentials, app)
+        answer = await self._token_call(
+            _config(config), app, {"grant_type": "refresh_token", "refresh_token": refresh_token},
+            secrets)
+        if answer.ok:
+            return self._credentials(answer, credentials)
+        message = answer_error("linkedin", answer, secrets)
+        if answer.status == 429 or answer.status >= 500:
+            raise api_error(answer, secrets, refreshable=False)
+        if answer.status in (400, 401):
+            raise AuthRevoked(f"{message} (the refresh token was refused; reconnect)")
+        raise Permanent(message)
+
+    async def _token_call(self, config: LinkedInConfig, app: OAuthApp, form: dict[str, str],
+                          secrets: list[str]) -> Answer:
+        """`POST /oauth/v2/accessToken`, the client authenticated in the form."""
+        body = {**form, "client_id": app.client_id, "client_secret": app.client_secret or ""}
+        return await call(
+            self.session, "POST", f"{config.auth_base.rstrip('/')}/oauth/v2/accessToken",
+            platform="linkedin", secrets=[*secrets, *_secrets({}, app)], data=body)
+
+    @staticmethod
+    def _credentials(answer: Answer, old: dict[str, Any]) -> dict[str, Any]:
+        document = answer.object()
+        access_token = document.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            raise Transient("linkedin: the token endpoint answered without an access_token")
+        new = {**old, "access_token": access_token}
+        refresh_token = document.get("refresh_token")
+        if isinstance(refresh_token, str) and refresh_token:
+            new["refresh_token"] = refresh_token
+        expires_in = document.get("expires_in")
+        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+            new["expires_at"] = rfc3339_utc(after_seconds(expires_in, datetime.now(UTC)))
+        return new
+
+    # --- publishing -------------------------------------------------------------------------
+
     async def publish(self, request: PublishRequest) -> Published:
-        raise Permanent("linkedin: not written yet")
+        """One `POST /rest/posts`; media later adds upload calls before it, each saved in
+        `request.checkpoints` before the next."""
+        config = _config(request.config)
+        if not config.author_urn:
+            raise Permanent("linkedin: config.author_urn is not set; reconnect the account")
+        body = {
+            "author": config.author_urn,
+            "commentary": escape_little_text(request.content.text),
+            "visibility": "PUBLIC",
+            "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [],
+                             "thirdPartyDistributionChannels": []},
+            "lifecycleState": "PUBLISHED",
+            "isReshareDisabledByAuthor": False,
+        }
+        return await self._create(request, config, body)
+
+    async def _create(self, request: PublishRequest, config: LinkedInConfig,
+                      body: dict[str, Any]) -> Published:
+        token = _token(request.credentials)
+        secrets = _secrets(request.credentials)
+        answer = await call(
+            self.session, "POST", f"{config.api_base.rstrip('/')}/rest/posts",
+            platform="linkedin", secrets=secrets, json=body, headers=_headers(token, config))
+        if answer.ok:
+            return _published(answer.headers.get("x-restli-id"))
+        earlier = duplicate_of(answer)
+        if earlier is not None:
+            return await self._confirm_duplicate(request, earlier, answer, secrets)
+        raise api_error(answer, secrets, refreshable=bool(request.credentials.get("refresh_token")))
+
+    async def _confirm_duplicate(self, request: PublishRequest, earlier: str, answer: Answer,
+                                 secrets: list[str]) -> Published:
+        """The earlier post is this job's only if it was made since the job's time with this
+        text: a recurring post repeating yesterday's text must not count as published."""
+        refused = answer_error("linkedin", answer, secrets)
+        try:
+            found = await self.lookup(request, _since(request.scheduled_for))
+        except Permanent as exc:
+            raise Permanent(f"{refused}; whether {earlier or 'that post'} is this job's could "
+                            f"not be checked: {exc}") from exc
+        if found is None:
+            raise Permanent(f"{refused}; no post with this text since the job's time")
+        return found
+
+    async def lookup(self, request: PublishRequest, since: datetime) -> Published | None:
+        """The oldest post of the author made since `since` with this job's commentary, from
+        the author's posts newest first (`GET /rest/posts?q=author`)."""
+        config = _config(request.config)
+        if not config.author_urn:
+            raise Permanent("linkedin: config.author_urn is not set; reconnect the account")
+        token = _token(request.credentials)
+        secrets = _secrets(request.credentials)
+        wanted = escape_little_text(request.content.text)
+        since_ms = int(since.timestamp() * 1000) if since.tzinfo else int(
+            since.replace(tzinfo=UTC).timestamp() * 1000)
+        found: Published | None = None
+        for page in range(LOOKUP_PAGES):
+            url = (f"{config.api_base.rstrip('/')}/rest/posts?q=author"
+                   f"&author={quote(config.author_urn, safe='')}&count={LOOKUP_PAGE}"
+                   f"&start={page * LOOKUP_PAGE}&sortBy=LAST_MODIFIED")
+            answer = await call(self.session, "GET", url, platform="linkedin", secrets=secrets,
+                                headers=_headers(token, config))
+            if answer.status == 403:
+                raise Permanent(f"{answer_error('linkedin', answer, secrets)} (reading the "
+                                f"author's posts needs r_member_social or r_organization_social)")
+            if not answer.ok:
+                raise api_error(answer, secrets,
+                                refreshable=bool(request.credentials.get("refresh_token")))
+            elements = [e for e in answer.object().get("elements") or [] if isinstance(e, dict)]
+            for post in elements:
+                created = post.get("createdAt")
+                if (post.get("commentary") == wanted and isinstance(created, int)
+                        and created >= since_ms and isinstance(post.get("id"), str)):
+                    found = _published(post["id"])
+            modified = [e.get("lastModifiedAt", e.get("createdAt")) for e in elements]
+            older = any(isinstance(m, int) and m < since_ms for m in modified)
+            if older or len(elements) < LOOKUP_PAGE:
+                break
+        return found

@@ -1,23 +1,363 @@
-"""The `mastodon` platform (skeleton: being written)."""
+"""The `mastodon` platform: OAuth on each instance, statuses keyed by the job id.
+
+Herald registers itself on an instance once (`POST /api/v1/apps`, the caller keeps the client)
+and accounts connect through the authorization-code grant. PKCE policy: the S256 challenge is
+always sent and the verifier always redeemed. Mastodon 4.3+ enforces it; older instances
+ignore both parameters, so no discovery call (`/.well-known/oauth-authorization-server`) is
+needed before building the synchronous authorization URL. Tokens never expire and there is no
+refresh: a 401 means the token was revoked, and the account must be reconnected.
+
+Every status carries `Idempotency-Key: <job id>`; the instance answers a repeat within an hour
+with the first status, which is why this provider `honours_idempotency_key`. Beyond that hour a
+reconciliation can still `lookup` the status: the account's statuses since the attempt, each
+compared by its source text.
+"""
 
 from __future__ import annotations
 
-from shared.models import Strict
-from shared.providers.base import Permanent, Provider, Published, PublishRequest
+import re
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from pydantic import Field
+
+from shared.models import Content, Strict
+from shared.providers.base import (
+    AuthRevoked,
+    Budget,
+    Connected,
+    OAuthApp,
+    Permanent,
+    Problems,
+    Provider,
+    Published,
+    PublishRequest,
+    RateLimited,
+    TextLimit,
+    Transient,
+)
+from shared.providers.text import graphemes
+from shared.providers.wire import (
+    Answer,
+    after_seconds,
+    answer_error,
+    call,
+    parse_retry_after,
+    rfc3339_utc,
+)
+
+with warnings.catch_warnings():
+    # twitter-text-parser reads its emoji table through pkg_resources, which warns on import.
+    warnings.simplefilter("ignore")
+    from twitter_text import extract_urls_with_indices
+
+#: What Herald asks for: posting now, media in the next issue (so accounts need not reconnect
+#: then), and the two reads `lookup` makes.
+SCOPES = "write:statuses write:media read:accounts read:statuses"
+CLIENT_NAME = "Herald"
+DEFAULT_MAX_CHARACTERS = 500
+DEFAULT_URL_CHARACTERS = 23
+#: An instance's limits are read once a day; an instance that could not be read is asked again
+#: after a few minutes, so a post created meanwhile is checked against Mastodon's defaults.
+INSTANCE_TTL_SECONDS = 24 * 3600.0
+INSTANCE_RETRY_SECONDS = 300.0
+INSTANCE_TIMEOUT_SECONDS = 10.0
+#: `lookup` reads at most this many pages of 40 statuses back to the attempt's start.
+LOOKUP_PAGES = 5
+LOOKUP_PAGE_SIZE = 40
+#: Tolerance for the instance's clock being behind ours.
+LOOKUP_SLACK = timedelta(minutes=1)
+
+URL_BASE = r"^https?://[^/?#\s]+(/[^?#\s]*)?$"
+#: Mastodon's `Account::MENTION_RE`: a remote mention `@user@domain` counts as `@user`.
+_REMOTE_MENTION = re.compile(r"(?<![=/\w])@(\w+(?:[.-]+\w+)*)@\w+(?:[.-]+\w+)*")
 
 
 class MastodonConfig(Strict):
-    pass
+    api_base: Annotated[str, Field(
+        pattern=URL_BASE,
+        description="the instance's base URL, e.g. https://mastodon.social (required: Mastodon "
+                    "has no central host)")]
+    auth_base: Annotated[str, Field(
+        pattern=URL_BASE,
+        description="where the instance serves /oauth/authorize and /oauth/token; defaults "
+                    "to api_base")] | None = None
+    visibility: Annotated[Literal["public", "unlisted", "private", "direct"], Field(
+        description="the statuses' visibility; the account's default when absent")] | None = None
 
 
 class MastodonCredentials(Strict):
-    pass
+    access_token: Annotated[str, Field(
+        min_length=1, description="the user token from the authorization-code grant")]
+
+
+@dataclass(frozen=True)
+class InstanceLimits:
+    """What `GET /api/v2/instance` says about statuses."""
+
+    max_characters: int = DEFAULT_MAX_CHARACTERS
+    url_characters: int = DEFAULT_URL_CHARACTERS
+
+
+def count_characters(text: str, url_characters: int = DEFAULT_URL_CHARACTERS) -> int:
+    """A status' length as Mastodon's StatusLengthValidator counts it: grapheme clusters, each
+    URL with a scheme as `url_characters`, and a remote mention `@user@domain` as `@user`."""
+    parts: list[str] = []
+    at = 0
+    for found in extract_urls_with_indices(text):
+        start, end = found["indices"]
+        if not str(found["url"]).lower().startswith(("http://", "https://")):
+            continue  # Mastodon extracts URLs without a scheme as plain text
+        parts.append(_REMOTE_MENTION.sub(r"@\1", text[at:start]))
+        parts.append("x" * url_characters)
+        at = end
+    parts.append(_REMOTE_MENTION.sub(r"@\1", text[at:]))
+    return graphemes("".join(parts))
+
+
+def _base(config: dict[str, Any], key: str = "api_base") -> str:
+    value = config.get(key) or (config.get("api_base") if key == "auth_base" else None)
+    if not isinstance(value, str) or not re.match(URL_BASE, value):
+        raise Permanent(f"mastodon: config.{key} must be the instance's http(s) URL")
+    return value.rstrip("/")
+
+
+def _token(credentials: dict[str, Any]) -> str:
+    token = credentials.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise AuthRevoked("mastodon: the account has no access token; connect it again")
+    return token
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _reset_at(value: str | None, now: datetime) -> datetime:
+    """Mastodon names the reset as an ISO-8601 time (`2026-11-23T08:05:00.000000Z`); without
+    a readable one, a minute."""
+    try:
+        when = datetime.fromisoformat((value or "").strip())
+    except ValueError:
+        return parse_retry_after(None, now)
+    if when.tzinfo is None:
+        return parse_retry_after(None, now)
+    return after_seconds((when - now).total_seconds(), now)
+
+
+def _error(answer: Answer, secrets: list[str], *, revoked_on_401: bool = True) -> Exception:
+    """Mastodon's answer as the taxonomy. Its limits are per account (rack-attack's
+    authenticated throttles and the 300 statuses / 3 h family), so a 429 holds the account."""
+    message = answer_error("mastodon", answer, secrets)
+    if answer.status == 429:
+        retry_at = _reset_at(answer.headers.get("X-RateLimit-Reset"), datetime.now(UTC))
+        return RateLimited(f"{message}; retry at {rfc3339_utc(retry_at)}", retry_at,
+                           scope="account")
+    if answer.status >= 500:
+        return Transient(message)
+    if answer.status == 401 and revoked_on_401:
+        return AuthRevoked(message)
+    return Permanent(message)
+
+
+def _published(status: dict[str, Any]) -> Published:
+    status_id = status.get("id")
+    url = status.get("url") or status.get("uri")
+    return Published(
+        platform_post_id=str(status_id) if isinstance(status_id, str | int) else None,
+        url=url if isinstance(url, str) else None,
+    )
+
+
+def _created_at(status: dict[str, Any]) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(status.get("created_at")))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _text_parts(content: Content) -> list[tuple[str, str]]:
+    return [("content.text", content.text)] + [
+        (f"content.thread.{n}.text", part.text) for n, part in enumerate(content.thread)]
 
 
 class MastodonProvider(Provider):
     platform = "mastodon"
     Config = MastodonConfig
     Credentials = MastodonCredentials
+    connects_with = "oauth"
+    honours_idempotency_key = True
+    supports_lookup = True
+    #: Mastodon's RateLimiter `statuses` family: 300 per account per 3 hours.
+    default_budget = Budget(300, 3 * 3600)
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        super().__init__(session)
+        #: api_base -> (monotonic time until which the limits are fresh, the limits)
+        self._instances: dict[str, tuple[float, InstanceLimits]] = {}
+
+    # --- OAuth ------------------------------------------------------------------------------
+
+    async def register_app(self, config: dict[str, Any], redirect_uri: str) -> OAuthApp:
+        """`POST /api/v1/apps`; the caller stores the client per instance and redirect URI."""
+        answer = await call(
+            self.session, "POST", f"{_base(config)}/api/v1/apps", platform="mastodon",
+            data={"client_name": CLIENT_NAME, "redirect_uris": redirect_uri, "scopes": SCOPES},
+        )
+        if not answer.ok:
+            raise _error(answer, [], revoked_on_401=False)
+        document = answer.object()
+        client_id, secret = document.get("client_id"), document.get("client_secret")
+        if not isinstance(client_id, str) or not isinstance(secret, str):
+            raise Permanent("mastodon: the instance registered no client id and secret")
+        return OAuthApp(client_id, secret)
+
+    def authorization_url(self, config: dict[str, Any], app: OAuthApp, redirect_uri: str,
+                          state: str, code_challenge: str) -> str:
+        query = urlencode({
+            "response_type": "code", "client_id": app.client_id, "redirect_uri": redirect_uri,
+            "scope": SCOPES, "state": state, "code_challenge": code_challenge,
+            "code_challenge_method": "S256",
+        }, quote_via=quote)
+        return f"{_base(config, 'auth_base')}/oauth/authorize?{query}"
+
+    async def exchange_code(self, config: dict[str, Any], app: OAuthApp, redirect_uri: str,
+                            code: str, code_verifier: str) -> Connected:
+        if not app.client_secret:
+            raise Permanent("mastodon: the instance's client secret is missing; register again")
+        secrets = [app.client_secret, code, code_verifier]
+        answer = await call(
+            self.session, "POST", f"{_base(config, 'auth_base')}/oauth/token",
+            platform="mastodon", secrets=secrets,
+            data={"grant_type": "authorization_code", "code": code, "client_id": app.client_id,
+                  "client_secret": app.client_secret, "redirect_uri": redirect_uri,
+                  "code_verifier": code_verifier},
+        )
+        if not answer.ok:
+            raise _error(answer, secrets, revoked_on_401=False)
+        document = answer.object()
+        token = document.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise Permanent("mastodon: the token endpoint answered without an access_token")
+        granted = str(document.get("scope", SCOPES)).split()
+        if not {"write", "write:statuses"} & set(granted):
+            raise Permanent(f"mastodon: the grant lacks write:statuses (granted: {granted})")
+        return Connected(credentials={"access_token": token})
+
+    # --- limits -----------------------------------------------------------------------------
+
+    async def _limits(self, config: dict[str, Any]) -> InstanceLimits:
+        """The instance's status limits, read once a day per api_base (Mastodon's defaults,
+        500 and 23, while it cannot be read)."""
+        base = _base(config)
+        cached = self._instances.get(base)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        limits, ttl = await self._read_instance(base)
+        self._instances[base] = (time.monotonic() + ttl, limits)
+        return limits
+
+    async def _read_instance(self, base: str) -> tuple[InstanceLimits, float]:
+        try:
+            answer = await call(self.session, "GET", f"{base}/api/v2/instance",
+                                platform="mastodon", timeout_seconds=INSTANCE_TIMEOUT_SECONDS)
+        except (Transient, Permanent):
+            return InstanceLimits(), INSTANCE_RETRY_SECONDS
+        statuses = (answer.object().get("configuration") or {}).get("statuses") or {}
+        maximum = statuses.get("max_characters") if isinstance(statuses, dict) else None
+        per_url = statuses.get("characters_reserved_per_url") if isinstance(
+            statuses, dict) else None
+        if not answer.ok or not isinstance(maximum, int) or isinstance(maximum, bool) \
+                or maximum <= 0:
+            return InstanceLimits(), INSTANCE_RETRY_SECONDS
+        if not isinstance(per_url, int) or isinstance(per_url, bool) or per_url < 0:
+            per_url = DEFAULT_URL_CHARACTERS
+        return InstanceLimits(maximum, per_url), INSTANCE_TTL_SECONDS
+
+    async def text_limit(self, config: dict[str, Any]) -> TextLimit:
+        return TextLimit((await self._limits(config)).max_characters, "characters")
+
+    def measure(self, text: str) -> int:
+        """Characters with URLs as Mastodon's default 23; `check_content` uses the instance's
+        own URL length."""
+        return count_characters(text)
+
+    async def check_content(self, content: Content, config: dict[str, Any]) -> Problems:
+        """As the base check, but each URL counts as the instance's
+        `characters_reserved_per_url`, which `measure` (no config) cannot know."""
+        limits = await self._limits(config)
+        problems: Problems = []
+        for where, text in _text_parts(content):
+            length = count_characters(text, limits.url_characters)
+            if length > limits.max_characters:
+                problems.append((where, f"mastodon: {length} characters, "
+                                        f"at most {limits.max_characters}"))
+        if content.thread:
+            problems.append(("content.thread", "mastodon: threads are not supported"))
+        if content.media or any(part.media for part in content.thread):
+            problems.append(("content.media", "mastodon: media is not supported yet"))
+        return problems
+
+    # --- publishing -------------------------------------------------------------------------
 
     async def publish(self, request: PublishRequest) -> Published:
-        raise Permanent("mastodon: not written yet")
+        """One `POST /api/v1/statuses` (form data, as documented). A lost answer is Transient:
+        the retry carries the same Idempotency-Key and gets the first status back."""
+        base, token = _base(request.config), _token(request.credentials)
+        form = {"status": request.content.text}
+        if request.config.get("visibility"):
+            form["visibility"] = str(request.config["visibility"])
+        answer = await call(
+            self.session, "POST", f"{base}/api/v1/statuses", platform="mastodon",
+            secrets=[token], data=form,
+            headers={**_auth(token), "Idempotency-Key": request.idempotency_key},
+        )
+        if not answer.ok:
+            raise _error(answer, [token])
+        return _published(answer.object())
+
+    async def _get(self, url: str, token: str, params: dict[str, str] | None = None) -> Any:
+        answer = await call(self.session, "GET", url, platform="mastodon", secrets=[token],
+                            headers=_auth(token), params=params or {})
+        if not answer.ok:
+            raise _error(answer, [token])
+        return answer.json()
+
+    async def lookup(self, request: PublishRequest, since: datetime) -> Published | None:
+        """The account's status made for this job at or after `since`: its own statuses,
+        newest first, back to `since`, each whose app is Herald (when shown) compared by
+        source text. Transient when more statuses were made since than it reads."""
+        base, token = _base(request.config), _token(request.credentials)
+        cutoff = (since if since.tzinfo else since.replace(tzinfo=UTC)) - LOOKUP_SLACK
+        me = await self._get(f"{base}/api/v1/accounts/verify_credentials", token)
+        if not isinstance(me, dict) or not isinstance(me.get("id"), str | int):
+            raise Transient("mastodon: verify_credentials answered without an account id")
+        params = {"limit": str(LOOKUP_PAGE_SIZE), "exclude_reblogs": "true"}
+        wanted = request.content.text.strip()
+        for _ in range(LOOKUP_PAGES):
+            page = await self._get(f"{base}/api/v1/accounts/{me['id']}/statuses", token, params)
+            statuses = [s for s in page if isinstance(s, dict)] if isinstance(page, list) else []
+            if not statuses:
+                return None
+            for status in statuses:
+                created = _created_at(status)
+                if created is not None and created < cutoff:
+                    return None
+                if await self._is_ours(base, token, status, wanted):
+                    return _published(status)
+            params["max_id"] = str(statuses[-1].get("id"))
+        raise Transient(f"mastodon: more than {LOOKUP_PAGES * LOOKUP_PAGE_SIZE} statuses since "
+                        f"{rfc3339_utc(since)}; cannot tell whether the job posted")
+
+    async def _is_ours(self, base: str, token: str, status: dict[str, Any], wanted: str) -> bool:
+        application = status.get("application")
+        if isinstance(application, dict) and application.get("name") != CLIENT_NAME:
+            return False
+        source = await self._get(f"{base}/api/v1/statuses/{status.get('id')}/source", token)
+        return isinstance(source, dict) and str(source.get("text", "")).strip() == wanted

@@ -25,5 +25,5 @@ def graphemes(text: str) -> int:
 
 
 def utf16_units(text: str) -> int:
-    """UTF-16 code units, as JavaScript's `length` counts (TikTok, Discord)."""
+    """UTF-16 code units, as JavaScript's `length` counts (Telegram, TikTok)."""
     return len(text.encode("utf-16-le")) // 2

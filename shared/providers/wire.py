@@ -17,15 +17,19 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from shared.logging import REDACTED, redact
-from shared.providers.base import Permanent, Transient
+from shared.providers.base import OutcomeUnknown, Permanent, Transient
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+#: Getting a connection (from the pool, or a new one): a timeout here means nothing was sent.
+CONNECT_TIMEOUT_SECONDS = 10.0
 DEFAULT_RETRY_AFTER_SECONDS = 60
 #: A broken or hostile reset time must not park a job for years.
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
+#: Methods whose lost answer leaves unknown whether the platform acted.
+ACTING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Enough for any answer a post call returns; a larger body is not read further.
 MAX_RESPONSE_BYTES = 256 * 1024
-EXCERPT_CHARS = 300
+EXCERPT_CHARS = 200
 
 _URL_QUERY = re.compile(r"(?P<base>https?://[^\s'\"?#]*)[?#][^\s'\"]*")
 
@@ -140,24 +144,33 @@ async def call(
     headers: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> Answer:
-    """One request, never redirected (a redirected POST would be re-sent as a GET). A timeout
-    or a dropped connection is Transient: the caller decides whether the platform may have
-    acted anyway. `secrets` are scrubbed from every message."""
+    """One request, never redirected (a redirected POST would be re-sent as a GET). A failure
+    to connect is Transient: nothing was sent. A timeout or a connection lost after sending a
+    POST, PUT, PATCH or DELETE is OutcomeUnknown: the platform may have acted. `secrets` are
+    scrubbed from every message."""
     hidden = list(secrets)
+    lost = OutcomeUnknown if method.upper() in ACTING_METHODS else Transient
     try:
         async with session.request(
-            method, url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+            method, url, headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds,
+                                          connect=min(CONNECT_TIMEOUT_SECONDS, timeout_seconds)),
             allow_redirects=False, **kwargs,
         ) as response:
             body = await read_capped(response)
             return Answer(response.status, CIMultiDictProxy(CIMultiDict(response.headers)), body)
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise Transient(f"{platform}: no connection within {timeout_seconds:g}s") from exc
     except TimeoutError as exc:
-        raise Transient(f"{platform} timed out after {timeout_seconds:g}s") from exc
+        raise lost(f"{platform} timed out after {timeout_seconds:g}s") from exc
     except aiohttp.InvalidURL as exc:
         raise Permanent(f"{platform}: not a valid URL: {scrub(str(exc), hidden)}") from exc
-    except aiohttp.ClientError as exc:
+    except aiohttp.ClientConnectorError as exc:
         detail = scrub(str(exc), hidden)
         raise Transient(f"{platform} unreachable: {type(exc).__name__}: {detail}") from exc
+    except aiohttp.ClientError as exc:
+        detail = scrub(str(exc), hidden)
+        raise lost(f"{platform}: connection lost: {type(exc).__name__}: {detail}") from exc
 
 
 def answer_error(platform: str, answer: Answer, secrets: Iterable[str] = ()) -> str:

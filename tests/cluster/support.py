@@ -8,19 +8,76 @@ from __future__ import annotations
 import contextlib
 import signal
 import statistics
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tools.devservers import Server
-from tools.localcluster import Cluster, Node, Receiver, http_json
+from tools.devservers import Server, free_port, wait_for_port
+from tools.localcluster import Cluster, ClusterError, Node, Receiver, _Child, http_json
+
+
+class PlatformProcess(_Child):
+    """A platform emulator (tests/emulators/<platform>.py) in a process of its own, scripted
+    and read through its /_control, /_state and /_account endpoints."""
+
+    def __init__(self, platform: str, workdir: Path) -> None:
+        super().__init__(workdir / f"emulator-{platform}.log")
+        self.name = f"{platform} emulator"
+        self.platform = platform
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20) -> None:
+        self._spawn([sys.executable, "-m", "tests.emulators", self.platform,
+                     "--port", str(self.port)])
+        assert self.proc is not None
+        try:
+            wait_for_port(self.port, self.proc, timeout, self.name)
+        except RuntimeError as exc:
+            raise self._failure(str(exc)) from None
+
+    def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        status, answer = http_json(method, self.url + path, body, timeout=30)
+        if status != 200:
+            raise ClusterError(f"{self.name}: {method} {path} -> {status}: {answer}")
+        return dict(answer)
+
+    def control(self, **script: Any) -> dict[str, Any]:
+        return self._call("POST", "/_control", script)
+
+    def state(self) -> dict[str, Any]:
+        return self._call("GET", "/_state")
+
+    def account(self) -> dict[str, Any]:
+        """A `POST /api/v1/accounts` body with working credentials."""
+        return self._call("POST", "/_account")
+
+
+@contextlib.contextmanager
+def platform_processes(platforms: Sequence[str], workdir: Path) -> Iterator[
+        dict[str, PlatformProcess]]:
+    """Each platform's emulator started; every one stopped by PID afterwards."""
+    started: dict[str, PlatformProcess] = {}
+    try:
+        for platform in platforms:
+            started[platform] = PlatformProcess(platform, workdir)
+            started[platform].start()
+        yield started
+    finally:
+        for emulator in started.values():
+            emulator.stop()
 
 
 def webhook_account(cluster: Cluster, receiver: Receiver, node: Node | None = None) -> str:

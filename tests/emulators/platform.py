@@ -17,6 +17,7 @@ answer), `{"expire_next": 1}` (the next call is answered as with an expired toke
 `{"refuse_refresh": true}` (refresh tokens are refused from now on, as after a revocation),
 `{"reset": true}`.
 `GET /_state` → `{"posts": [...], "refresh_calls": n, "faults": {...}}`.
+`POST /_account` → a `POST /api/v1/accounts` body with fresh working credentials.
 """
 
 from __future__ import annotations
@@ -280,6 +281,7 @@ class PlatformEmulator:
         app = web.Application()
         app.router.add_post("/_control", self._control)
         app.router.add_get("/_state", self._state)
+        app.router.add_post("/_account", self._account)
         self.routes(app)
         return app
 
@@ -302,6 +304,9 @@ class PlatformEmulator:
 
     async def _state(self, _request: web.Request) -> web.Response:
         return web.json_response(self.state())
+
+    async def _account(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.account())
 
     async def _control(self, request: web.Request) -> web.Response:
         try:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
+
+from aiohttp import web
 
 from executor.publish import Publisher
 from executor.worker import Worker
@@ -18,6 +21,33 @@ from shared.store import Doc
 from tests.emulators.webhook import WebhookReceiver
 
 SECRET = "hook-secret"
+
+
+class AdminHook:
+    """Answers with the queued statuses in turn (then 204) and keeps every body."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self.bodies: list[dict[str, Any]] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.bodies.append(json.loads(await request.read()))
+        return web.Response(status=self.statuses.pop(0) if self.statuses else 204)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/notify", self.handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}/notify"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
 
 
 async def make_account(rt: Runtime, receiver: WebhookReceiver, **extra: Any) -> Doc:

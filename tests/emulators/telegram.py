@@ -1,0 +1,221 @@
+"""The Telegram Bot API, as far as posting text needs it: `/bot<token>/<method>` for `getMe`
+and `sendMessage` (methods case-insensitive; parameters from the query, a form or JSON).
+
+It checks what Telegram checks: the token's shape (404 Not Found) and that the bot exists
+(401 Unauthorized), the chat (400 chat not found; 403 when the bot is not, or no longer, a
+member), the text (400 when empty, or longer than 4096 UTF-16 code units) and the types of
+the options it knows; unknown parameters are ignored, as Telegram ignores them. Answers are
+`{"ok": true, "result": ...}` or `{"ok": false, "error_code", "description", "parameters"}`.
+
+Chats: `CHANNEL_ID` (a channel with the public username `herald_test`) and `GROUP_ID` (a
+supergroup without one). `kick(chat_id)` removes the bot from a chat; `revoke()` is
+@BotFather's /revoke (Telegram tokens do not expire, so `token_expired` answers as for a
+revoked one, 401).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import secrets
+import time
+from typing import Any
+
+from aiohttp import web
+
+from tests.emulators.platform import Grant, PlatformEmulator, TokenBook
+
+BOT_ID = 7000000001
+BOT_USERNAME = "herald_test_bot"
+CHANNEL_ID = -1001000000001
+CHANNEL_USERNAME = "herald_test"
+GROUP_ID = -1001000000002
+TOKEN_SHAPE = re.compile(r"^[0-9]+:[A-Za-z0-9_-]{35}$")
+MAX_TEXT = 4096
+FOREVER = 100 * 365 * 86400.0
+
+
+def answer_error(status: int, description: str, **parameters: Any) -> web.Response:
+    document: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    headers = {}
+    if parameters:
+        document["parameters"] = parameters
+        if "retry_after" in parameters:
+            headers["Retry-After"] = str(parameters["retry_after"])
+    return web.json_response(document, status=status, headers=headers)
+
+
+def utf16_units(text: str) -> int:
+    """Written here rather than imported, so a provider bug cannot hide behind a shared
+    helper."""
+    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+
+
+def _flag(value: Any) -> bool | None:
+    """A Boolean parameter as Telegram reads it from JSON or a form; None when unreadable."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+class TelegramEmulator(PlatformEmulator):
+    platform = "telegram"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens = TokenBook(rotate=False, refresh=False)
+        self.chats: dict[int, dict[str, Any]] = {
+            CHANNEL_ID: {"id": CHANNEL_ID, "title": "Herald Test Channel", "type": "channel",
+                         "username": CHANNEL_USERNAME},
+            GROUP_ID: {"id": GROUP_ID, "title": "Herald Private Group", "type": "supergroup"},
+        }
+        self.member_of = set(self.chats)
+        #: Every call, with the method and its parameters, for tests to assert on.
+        self.received: list[dict[str, Any]] = []
+        self._message_ids = {chat_id: itertools.count(1) for chat_id in self.chats}
+        self.bot_token = self.add_bot()
+
+    def add_bot(self) -> str:
+        """A token as @BotFather makes them, `<bot id>:<35 characters>`."""
+        token = f"{BOT_ID}:{secrets.token_urlsafe(26)}"
+        self.tokens.by_access[token] = Grant(token, None, time.time() + FOREVER, str(BOT_ID))
+        return token
+
+    def revoke(self) -> None:
+        self.tokens.expire_all()
+
+    def kick(self, chat_id: int) -> None:
+        self.member_of.discard(chat_id)
+
+    # --- what a platform provides -----------------------------------------------------------
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/bot{token}/{method}", self._method)
+        app.router.add_route("*", "/{path:.*}", self._not_found)
+
+    def rate_limited(self) -> web.Response:
+        seconds = max(1, math.ceil(self.faults.retry_after))
+        return answer_error(429, f"Too Many Requests: retry after {seconds}",
+                            retry_after=seconds)
+
+    def server_error(self, status: int) -> web.Response:
+        return answer_error(status, "Internal Server Error" if status == 500 else "Bad Gateway")
+
+    def token_expired(self) -> web.Response:
+        return answer_error(401, "Unauthorized")
+
+    def account(self) -> dict[str, Any]:
+        return {
+            "platform": "telegram",
+            "name": "emulated-telegram-channel",
+            "config": {"api_base": self.base_url, "chat_id": CHANNEL_ID},
+            "credentials": {"bot_token": self.bot_token},
+        }
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "received": self.received}
+
+    # --- requests ---------------------------------------------------------------------------
+
+    async def _params(self, request: web.Request) -> dict[str, Any] | None:
+        params: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            try:
+                document = await request.json()
+            except ValueError:
+                return None
+            if not isinstance(document, dict):
+                return None
+            params.update(document)
+        elif request.can_read_body:
+            params.update((await request.post()).items())
+        return params
+
+    async def _not_found(self, _request: web.Request) -> web.Response:
+        return answer_error(404, "Not Found")
+
+    async def _method(self, request: web.Request) -> web.StreamResponse:
+        token = request.match_info["token"]
+        method = request.match_info["method"].lower()
+        if not TOKEN_SHAPE.match(token):
+            return answer_error(404, "Not Found")
+        fault = await self.guard(request)
+        if fault is not None:
+            return fault
+        params = await self._params(request)
+        self.received.append({"method": method, "token": token, "params": params,
+                              "content_type": request.content_type})
+        if self.tokens.check(token) != "ok":
+            return answer_error(401, "Unauthorized")
+        if params is None:
+            return answer_error(400, "Bad Request: can't parse JSON object")
+        if method == "getme":
+            return web.json_response({"ok": True, "result": {
+                "id": BOT_ID, "is_bot": True, "first_name": "Herald Test Bot",
+                "username": BOT_USERNAME, "can_join_groups": True,
+                "can_read_all_group_messages": False, "supports_inline_queries": False}})
+        if method == "sendmessage":
+            return self._send_message(request, params)
+        return answer_error(404, "Not Found")
+
+    def _chat(self, value: Any) -> dict[str, Any] | web.Response:
+        if isinstance(value, bool) or value is None or value == "":
+            return answer_error(400, "Bad Request: chat_id is empty")
+        chat: dict[str, Any] | None = None
+        if isinstance(value, int) or (isinstance(value, str)
+                                      and re.fullmatch(r"-?[0-9]+", value)):
+            chat = self.chats.get(int(value))
+        elif isinstance(value, str) and value.startswith("@"):
+            name = value[1:].lower()
+            chat = next((c for c in self.chats.values()
+                         if str(c.get("username", "")).lower() == name), None)
+        if chat is None:
+            return answer_error(400, "Bad Request: chat not found")
+        if chat["id"] not in self.member_of:
+            kind = chat["type"]
+            return answer_error(403, f"Forbidden: bot is not a member of the {kind} chat")
+        return chat
+
+    def _send_message(self, request: web.Request, params: dict[str, Any]
+                      ) -> web.StreamResponse:
+        chat = self._chat(params.get("chat_id"))
+        if isinstance(chat, web.Response):
+            return chat
+        text = params.get("text")
+        if not isinstance(text, str) or not text.strip():
+            return answer_error(400, "Bad Request: message text is empty")
+        if utf16_units(text) > MAX_TEXT:
+            return answer_error(400, "Bad Request: message is too long")
+        silent = False
+        if "disable_notification" in params:
+            flag = _flag(params["disable_notification"])
+            if flag is None:
+                return answer_error(400, "Bad Request: can't parse disable_notification")
+            silent = flag
+        preview = params.get("link_preview_options")
+        if isinstance(preview, str):  # a form carries JSON-serialized objects as strings
+            try:
+                preview = json.loads(preview)
+            except ValueError:
+                preview = []
+        if preview is not None and not isinstance(preview, dict):
+            return answer_error(400, "Bad Request: can't parse link preview options")
+        message_id = next(self._message_ids[chat["id"]])
+        self.record(text, id=f"{chat['id']}/{message_id}", chat_id=chat["id"],
+                    message_id=message_id, disable_notification=silent,
+                    link_preview_options=preview)
+        result: dict[str, Any] = {"message_id": message_id, "date": int(time.time()),
+                                  "chat": chat, "text": text}
+        if chat["type"] == "channel":
+            result["sender_chat"] = chat
+        else:
+            result["from"] = {"id": BOT_ID, "is_bot": True, "first_name": "Herald Test Bot",
+                              "username": BOT_USERNAME}
+        return self.answer_lost(request, web.json_response({"ok": True, "result": result}))
+
+
+EMULATOR = TelegramEmulator

@@ -1,0 +1,336 @@
+"""The real DiscordProvider against the Discord webhook emulator over loopback sockets."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from shared.models import Content
+from shared.providers.base import (
+    AuthRevoked,
+    Permanent,
+    Published,
+    PublishRequest,
+    RateLimited,
+    Transient,
+)
+from shared.providers.discord import DiscordProvider, Webhook
+from tests.emulators.discord import DiscordEmulator
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[DiscordEmulator]:
+    e = DiscordEmulator()
+    await e.start()
+    try:
+        yield e
+    finally:
+        await e.stop()
+
+
+@pytest.fixture
+def provider(session: aiohttp.ClientSession) -> DiscordProvider:
+    return DiscordProvider(session)
+
+
+def request_for(account: dict[str, Any], text: str = "Launch day",
+                **config: Any) -> PublishRequest:
+    return PublishRequest(
+        job_id=uuid.uuid4().hex, post_id="post-1", account_id="acct-1",
+        scheduled_for=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
+        content=Content(text=text),
+        config={**account["config"], **config},
+        credentials=account["credentials"],
+    )
+
+
+async def control(session: aiohttp.ClientSession, emulator: DiscordEmulator,
+                  **change: Any) -> None:
+    async with session.post(f"{emulator.base_url}/_control", json=change) as response:
+        assert response.status == 200, await response.text()
+
+
+def token_of(account: dict[str, Any]) -> str:
+    return str(account["credentials"]["webhook_url"].rsplit("/", 1)[-1])
+
+
+async def test_success_returns_message_id_and_url(
+    provider: DiscordProvider, emulator: DiscordEmulator
+) -> None:
+    account = emulator.account()
+    published = await provider.publish(request_for(account, "Launch day 🚀"))
+
+    [post] = emulator.posts
+    hook = next(iter(emulator.hooks.values()))
+    assert published == Published(
+        post["id"], f"{emulator.base_url}/channels/{hook.guild_id}/{hook.channel_id}/{post['id']}")
+    assert post["payload"] == {"content": "Launch day 🚀", "allowed_mentions": {"parse": []}}
+    assert post["wait"] is True
+    assert emulator.webhook_reads == 1
+    # The guild id is cached per webhook: a second post makes one call, not two.
+    second = await provider.publish(request_for(account, "Day two"))
+    assert second.platform_post_id == emulator.posts[1]["id"] != published.platform_post_id
+    assert emulator.webhook_reads == 1
+
+
+def test_message_urls_point_at_discord_com_for_discord_webhooks() -> None:
+    hook = Webhook("https://discordapp.com/api/v10/webhooks/123/tok", "123", "tok")
+    assert hook.web_base == "https://discord.com"
+    assert Webhook("http://127.0.0.1:9/api/webhooks/1/t", "1", "t").web_base == (
+        "http://127.0.0.1:9")
+
+
+async def test_scheduled_post_never_pings_everyone(
+    provider: DiscordProvider, emulator: DiscordEmulator, session: aiohttp.ClientSession
+) -> None:
+    account = emulator.account()
+    await provider.publish(request_for(account, "@everyone the sale starts now"))
+    assert emulator.posts[0]["mention_everyone"] is False
+    # The same text without allowed_mentions would have pinged the whole server.
+    url = account["credentials"]["webhook_url"] + "?wait=true"
+    async with session.post(url, json={"content": "@everyone the sale starts now"}) as response:
+        assert (await response.json())["mention_everyone"] is True
+
+
+async def test_config_sets_name_avatar_and_thread(
+    provider: DiscordProvider, emulator: DiscordEmulator
+) -> None:
+    account = emulator.account()
+    published = await provider.publish(request_for(
+        account, username="Herald News", avatar_url="https://cdn.example/a.png",
+        thread_id="1234567890"))
+    [post] = emulator.posts
+    assert post["payload"]["username"] == "Herald News"
+    assert post["payload"]["avatar_url"] == "https://cdn.example/a.png"
+    assert post["channel_id"] == "1234567890"
+    assert published.url is not None and "/1234567890/" in published.url
+
+
+async def test_429_defers_to_retry_after_in_float_seconds(
+    provider: DiscordProvider, emulator: DiscordEmulator, session: aiohttp.ClientSession
+) -> None:
+    account = emulator.account()
+    await control(session, emulator, rate_limit_next=1, retry_after=1.25)
+    before = datetime.now(UTC)
+    with pytest.raises(RateLimited) as info:
+        await provider.publish(request_for(account))
+    after = datetime.now(UTC)
+    assert before + timedelta(seconds=1.25) <= info.value.retry_at
+    assert info.value.retry_at <= after + timedelta(seconds=1.25)
+    assert info.value.scope == "account"  # the webhook's bucket is exhausted
+    assert emulator.posts == []
+    assert (await provider.publish(request_for(account))).platform_post_id
+
+
+async def test_global_429_holds_back_the_whole_app(
+    provider: DiscordProvider, emulator: DiscordEmulator, session: aiohttp.ClientSession
+) -> None:
+    emulator.global_rate_limit = True
+    await control(session, emulator, rate_limit_next=1, retry_after=3)
+    with pytest.raises(RateLimited) as info:
+        await provider.publish(request_for(emulator.account()))
+    assert info.value.scope == "app"
+    assert timedelta(seconds=2) < info.value.retry_at - datetime.now(UTC) <= timedelta(seconds=3)
+
+
+async def test_server_error_is_transient(
+    provider: DiscordProvider, emulator: DiscordEmulator, session: aiohttp.ClientSession
+) -> None:
+    account = emulator.account()
+    await control(session, emulator, fail_next=1, fail_status=502)
+    with pytest.raises(Transient, match="502"):
+        await provider.publish(request_for(account))
+    assert emulator.posts == []
+    assert (await provider.publish(request_for(account))).platform_post_id
+
+
+async def test_dropped_connections_are_transient_even_when_discord_posted(
+    provider: DiscordProvider, emulator: DiscordEmulator, session: aiohttp.ClientSession
+) -> None:
+    account = emulator.account()
+    await control(session, emulator, drop_next=1)
+    with pytest.raises(Transient):
+        await provider.publish(request_for(account))
+    assert emulator.posts == []
+    # The answer is lost after Discord acted: the post exists and nothing can look it up,
+    # which is why an executor that dies here leaves the job unconfirmed.
+    await control(session, emulator, drop_after_next=1)
+    with pytest.raises(Transient) as info:
+        await provider.publish(request_for(account))
+    assert len(emulator.posts) == 1
+    assert token_of(account) not in str(info.value)
+
+
+async def test_connection_refused_is_transient_and_secret_free(provider: DiscordProvider) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api/webhooks/42/very-secret-token"
+    with pytest.raises(Transient, match="unreachable") as info:
+        await provider.publish(request_for({"config": {}, "credentials": {"webhook_url": url}}))
+    assert "very-secret-token" not in str(info.value)
+
+
+async def test_deleted_webhook_is_revoked(
+    provider: DiscordProvider, emulator: DiscordEmulator, session: aiohttp.ClientSession
+) -> None:
+    account = emulator.account()
+    await control(session, emulator, expire_next=1)
+    with pytest.raises(AuthRevoked, match="10015") as info:
+        await provider.publish(request_for(account))
+    assert token_of(account) not in str(info.value)
+    await control(session, emulator, expire_tokens=True)
+    with pytest.raises(AuthRevoked, match="Unknown Webhook"):
+        await provider.publish(request_for(account))
+    assert emulator.posts == []
+    # Patched with a new webhook, the account posts again.
+    assert (await provider.publish(request_for(emulator.account()))).platform_post_id
+
+
+async def test_wrong_token_is_revoked_without_leaking_it(
+    provider: DiscordProvider, emulator: DiscordEmulator
+) -> None:
+    account = emulator.account()
+    url = account["credentials"]["webhook_url"].rsplit("/", 1)[0] + "/wrong-token-123"
+    with pytest.raises(AuthRevoked, match=r"401.*50027") as info:
+        await provider.publish(request_for({"config": {}, "credentials": {"webhook_url": url}}))
+    assert "wrong-token-123" not in str(info.value) and url not in str(info.value)
+    assert emulator.posts == []
+
+
+async def test_emulator_refuses_malformed_requests_as_discord(
+    emulator: DiscordEmulator, session: aiohttp.ClientSession
+) -> None:
+    url = emulator.account()["credentials"]["webhook_url"]
+    async with session.post(url, json={"content": "x" * 2001}) as response:
+        assert response.status == 400
+        body = await response.json()
+        assert body["code"] == 50035
+        assert body["errors"]["content"]["_errors"][0]["code"] == "BASE_TYPE_MAX_LENGTH"
+    async with session.post(url, json={"content": "   "}) as response:
+        assert (response.status, (await response.json())["code"]) == (400, 50006)
+    async with session.post(url, data=json.dumps({"content": "hi"})) as response:  # no JSON type
+        assert (response.status, (await response.json())["code"]) == (400, 50006)
+    async with session.post(url + "?wait=maybe", json={"content": "hi"}) as response:
+        assert response.status == 400
+    async with session.post(url, json={"content": "hi"}) as response:  # wait=false → 204
+        assert response.status == 204
+        assert response.headers["X-RateLimit-Limit"] == "5"
+    assert [p["wait"] for p in emulator.posts] == [False]
+
+
+async def test_over_long_content_is_refused_by_discord_and_permanent(
+    provider: DiscordProvider, emulator: DiscordEmulator
+) -> None:
+    with pytest.raises(Permanent, match=r"400.*50035"):
+        await provider.publish(request_for(emulator.account(), "x" * 2001))
+    assert emulator.posts == []
+
+
+async def test_text_limit_is_2000_code_points(
+    provider: DiscordProvider, emulator: DiscordEmulator
+) -> None:
+    assert await provider.check_content(Content(text="x" * 2000), {}) == []
+    assert await provider.check_content(Content(text="x" * 2001), {}) == [
+        ("content.text", "discord: 2001 characters, at most 2000")]
+    # An emoji outside the BMP is one code point (two UTF-16 units): 2,000 of them fit.
+    emoji = "😀" * 2000
+    assert await provider.check_content(Content(text=emoji), {}) == []
+    assert (await provider.publish(request_for(emulator.account(), emoji))).platform_post_id
+
+
+@pytest.mark.parametrize("url", [
+    "https://discord.com/api/webhooks/1234567890/AbC-_9",
+    "https://discordapp.com/api/webhooks/1234567890/AbC-_9",
+    "https://discord.com/api/v10/webhooks/1234567890/AbC-_9/",
+    "http://127.0.0.1:8123/api/webhooks/1/t",
+])
+def test_webhook_urls_accepted(provider: DiscordProvider, url: str) -> None:
+    assert provider.validate_account({}, {"webhook_url": url}) == []
+
+
+@pytest.mark.parametrize("url", [
+    "https://discord.com/api/webhooks/1234567890",
+    "https://discord.com/api/webhooks/abc/secret-token-x",
+    "https://discord.com/api/webhooks/1/secret-token-x?thread_id=5",
+    "https://hooks.slack.com/services/T1/B1/secret-token-x",
+    "ftp://discord.com/api/webhooks/1/secret-token-x",
+])
+def test_webhook_urls_refused_without_echoing_them(provider: DiscordProvider, url: str) -> None:
+    problems = provider.validate_account({}, {"webhook_url": url})
+    assert [field for field, _ in problems] == ["credentials.webhook_url"]
+    assert "secret-token-x" not in problems[0][1]
+
+
+def test_config_is_checked(provider: DiscordProvider) -> None:
+    url = {"webhook_url": "https://discord.com/api/webhooks/1/t"}
+    assert provider.validate_account({"username": "Herald", "thread_id": "99"}, url) == []
+    fields = {f for f, _ in provider.validate_account(
+        {"username": "Discord Bot", "thread_id": "x", "channel": "general"}, url)}
+    assert fields == {"config.username", "config.thread_id", "config.channel"}
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    """A one-route server for answers the emulator does not give."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        host, port = runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def test_429_without_body_uses_reset_after_and_scopes_the_request(
+    provider: DiscordProvider, serve: Callable[[Handler], Awaitable[str]]
+) -> None:
+    async def limited(_request: web.Request) -> web.Response:
+        return web.Response(status=429, text="<html>slow down</html>", headers={
+            "X-RateLimit-Reset-After": "7.5", "X-RateLimit-Remaining": "3",
+            "Retry-After": "600"})
+
+    base = await serve(limited)
+    account = {"config": {}, "credentials": {"webhook_url": f"{base}/api/webhooks/1/tok"}}
+    with pytest.raises(RateLimited) as info:
+        await provider.publish(request_for(account))
+    wait = (info.value.retry_at - datetime.now(UTC)).total_seconds()
+    assert 6.5 < wait <= 7.5 and info.value.scope == "request"
+
+
+async def test_a_failed_guild_lookup_leaves_only_the_url_out(
+    provider: DiscordProvider, serve: Callable[[Handler], Awaitable[str]]
+) -> None:
+    async def webhook(request: web.Request) -> web.Response:
+        if request.method == "GET":
+            return web.json_response({"message": "500: Internal Server Error"}, status=500)
+        return web.json_response({"id": "555", "channel_id": "777", "content": "x"})
+
+    base = await serve(webhook)
+    account = {"config": {}, "credentials": {"webhook_url": f"{base}/api/webhooks/1/tok"}}
+    assert await provider.publish(request_for(account)) == Published("555", None)

@@ -1,0 +1,287 @@
+"""The real SlackProvider against the Slack incoming-webhook emulator over loopback sockets."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from shared.models import Content
+from shared.providers.base import (
+    AuthRevoked,
+    Permanent,
+    Published,
+    PublishRequest,
+    RateLimited,
+    Transient,
+)
+from shared.providers.slack import SlackProvider, escape
+from tests.emulators.slack import SlackEmulator
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[SlackEmulator]:
+    e = SlackEmulator()
+    await e.start()
+    try:
+        yield e
+    finally:
+        await e.stop()
+
+
+@pytest.fixture
+def provider(session: aiohttp.ClientSession) -> SlackProvider:
+    return SlackProvider(session)
+
+
+def request_for(account: dict[str, Any], text: str = "Launch day") -> PublishRequest:
+    return PublishRequest(
+        job_id=uuid.uuid4().hex, post_id="post-1", account_id="acct-1",
+        scheduled_for=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
+        content=Content(text=text), config=account["config"],
+        credentials=account["credentials"],
+    )
+
+
+def with_url(url: str) -> dict[str, Any]:
+    return {"config": {}, "credentials": {"webhook_url": url}}
+
+
+async def control(session: aiohttp.ClientSession, emulator: SlackEmulator,
+                  **change: Any) -> None:
+    async with session.post(f"{emulator.base_url}/_control", json=change) as response:
+        assert response.status == 200, await response.text()
+
+
+def secret_of(account: dict[str, Any]) -> str:
+    return str(account["credentials"]["webhook_url"].rsplit("/", 1)[-1])
+
+
+async def test_success_has_no_id_or_url(provider: SlackProvider, emulator: SlackEmulator) -> None:
+    account = emulator.account()
+    assert await provider.publish(request_for(account, "Launch day 🚀")) == Published(None, None)
+    [post] = emulator.posts
+    assert post["payload"] == {"text": "Launch day 🚀"}
+    assert post["hook"] == next(iter(emulator.hooks.values())).hook_id
+
+
+async def test_control_characters_are_escaped_and_shown_as_written(
+    provider: SlackProvider, emulator: SlackEmulator
+) -> None:
+    text = "Deploy <!channel> & see <https://x.example|here>: 5 > 3"
+    await provider.publish(request_for(emulator.account(), text))
+    [post] = emulator.posts
+    assert post["text"] == ("Deploy &lt;!channel&gt; &amp; see "
+                            "&lt;https://x.example|here&gt;: 5 &gt; 3")
+    assert post["shown"] == text
+
+
+async def test_429_defers_to_retry_after_seconds_for_the_account(
+    provider: SlackProvider, emulator: SlackEmulator, session: aiohttp.ClientSession
+) -> None:
+    account = emulator.account()
+    await control(session, emulator, rate_limit_next=1, retry_after=2)
+    before = datetime.now(UTC)
+    with pytest.raises(RateLimited, match="429") as info:
+        await provider.publish(request_for(account))
+    assert before + timedelta(seconds=2) <= info.value.retry_at
+    assert info.value.retry_at <= datetime.now(UTC) + timedelta(seconds=2)
+    assert info.value.scope == "account"
+    assert emulator.posts == []
+    assert await provider.publish(request_for(account)) == Published()
+
+
+async def test_server_error_is_transient(
+    provider: SlackProvider, emulator: SlackEmulator, session: aiohttp.ClientSession
+) -> None:
+    account = emulator.account()
+    await control(session, emulator, fail_next=1, fail_status=500)
+    with pytest.raises(Transient, match="500: rollup_error"):
+        await provider.publish(request_for(account))
+    assert emulator.posts == []
+
+
+async def test_dropped_connections_are_transient_even_when_slack_posted(
+    provider: SlackProvider, emulator: SlackEmulator, session: aiohttp.ClientSession
+) -> None:
+    account = emulator.account()
+    await control(session, emulator, drop_next=1)
+    with pytest.raises(Transient):
+        await provider.publish(request_for(account))
+    assert emulator.posts == []
+    await control(session, emulator, drop_after_next=1)
+    with pytest.raises(Transient) as info:
+        await provider.publish(request_for(account))
+    assert len(emulator.posts) == 1  # posted, answer lost: nothing can confirm it
+    assert secret_of(account) not in str(info.value)
+
+
+async def test_connection_refused_is_transient_and_secret_free(provider: SlackProvider) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/services/T1/B1/verysecret42"
+    with pytest.raises(Transient, match="unreachable") as info:
+        await provider.publish(request_for(with_url(url)))
+    assert "verysecret42" not in str(info.value)
+
+
+async def test_removed_webhook_is_revoked(
+    provider: SlackProvider, emulator: SlackEmulator, session: aiohttp.ClientSession
+) -> None:
+    account = emulator.account()
+    await control(session, emulator, expire_next=1)
+    with pytest.raises(AuthRevoked, match="404: no_service") as info:
+        await provider.publish(request_for(account))
+    assert secret_of(account) not in str(info.value)
+    await control(session, emulator, expire_tokens=True)
+    with pytest.raises(AuthRevoked, match="no_service"):
+        await provider.publish(request_for(account))
+    assert emulator.posts == []
+    assert await provider.publish(request_for(emulator.account())) == Published()
+
+
+async def test_wrong_secret_is_revoked_without_leaking_it(
+    provider: SlackProvider, emulator: SlackEmulator
+) -> None:
+    url = emulator.account()["credentials"]["webhook_url"].rsplit("/", 1)[0] + "/wrongsecret99"
+    with pytest.raises(AuthRevoked, match="403: invalid_token") as info:
+        await provider.publish(request_for(with_url(url)))
+    assert "wrongsecret99" not in str(info.value)
+    assert emulator.posts == []
+
+
+async def test_emulator_refuses_malformed_requests_as_slack(
+    emulator: SlackEmulator, session: aiohttp.ClientSession
+) -> None:
+    url = emulator.account()["credentials"]["webhook_url"]
+
+    async def answer(**kwargs: Any) -> tuple[int, str]:
+        async with session.post(url, **kwargs) as response:
+            return response.status, await response.text()
+
+    assert await answer(data="not json") == (400, "invalid_payload")
+    assert await answer(json={"text": 5}) == (400, "invalid_payload")
+    assert await answer(json={"text": "  "}) == (400, "no_text")
+    assert await answer(json={"text": "x", "attachments": [{}] * 101}) == (
+        400, "too_many_attachments")
+    head, _, _ = url.rpartition("/services/")
+    assert await answer() == (400, "invalid_payload")
+    async with session.post(f"{head}/services/T0/B0/abc", json={"text": "x"}) as response:
+        assert (response.status, await response.text()) == (404, "no_service")
+    # Slack also takes a form with payload=<json>.
+    assert await answer(data={"payload": json.dumps({"text": "form"})}) == (200, "ok")
+    assert [p["text"] for p in emulator.posts] == ["form"]
+
+
+async def test_slack_truncates_what_herald_refuses_first(
+    provider: SlackProvider, emulator: SlackEmulator, session: aiohttp.ClientSession
+) -> None:
+    url = emulator.account()["credentials"]["webhook_url"]
+    async with session.post(url, json={"text": "x" * 40_001}) as response:
+        assert (response.status, await response.text()) == (200, "ok")
+    assert emulator.posts[0]["truncated"] is True and len(emulator.posts[0]["text"]) == 40_000
+    assert await provider.check_content(Content(text="x" * 40_001), {}) == [
+        ("content.text", "slack: 40001 characters, at most 40000")]
+
+
+async def test_text_limit_counts_characters_as_sent(
+    provider: SlackProvider, emulator: SlackEmulator
+) -> None:
+    assert await provider.check_content(Content(text="x" * 40_000), {}) == []
+    assert await provider.check_content(Content(text="&" * 8_000), {}) == []  # 8,000 "&amp;"
+    assert await provider.check_content(Content(text="&" * 8_001), {}) == [
+        ("content.text", "slack: 40005 characters, at most 40000")]
+    await provider.publish(request_for(emulator.account(), "<" * 8_000))
+    assert emulator.posts[0]["truncated"] is False
+    assert emulator.posts[0]["shown"] == "<" * 8_000
+
+
+def test_escape_touches_only_the_three_characters() -> None:
+    assert escape("a & b < c > d \"q\" 'r' &amp;") == (
+        "a &amp; b &lt; c &gt; d \"q\" 'r' &amp;amp;")
+
+
+@pytest.mark.parametrize("url", [
+    "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefABCDEF012345678901",
+    "http://127.0.0.1:8123/services/T1/B2/abc/",
+])
+def test_webhook_urls_accepted(provider: SlackProvider, url: str) -> None:
+    assert provider.validate_account({}, {"webhook_url": url}) == []
+
+
+@pytest.mark.parametrize("url", [
+    "https://hooks.slack.com/services/T0123/B0456",
+    "https://hooks.slack.com/services/T0123/B0456/secretvalue7?x=1",
+    "https://hooks.slack.com/workflows/T0123/A0456/123/secretvalue7",
+    "https://discord.com/api/webhooks/1/secretvalue7",
+])
+def test_webhook_urls_refused_without_echoing_them(provider: SlackProvider, url: str) -> None:
+    problems = provider.validate_account({}, {"webhook_url": url})
+    assert [field for field, _ in problems] == ["credentials.webhook_url"]
+    assert "secretvalue7" not in problems[0][1]
+
+
+def test_config_takes_nothing(provider: SlackProvider) -> None:
+    url = {"webhook_url": "https://hooks.slack.com/services/T1/B2/abc"}
+    assert provider.validate_account({}, url) == []
+    assert [f for f, _ in provider.validate_account({"channel": "#general"}, url)] == [
+        "config.channel"]
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    """A one-route server answering with a status and body the emulator does not script."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        host, port = runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(("status", "code", "error"), [
+    (400, "invalid_payload", Permanent),
+    (400, "user_not_found", Permanent),
+    (403, "action_prohibited", AuthRevoked),
+    (404, "channel_not_found", AuthRevoked),
+    (410, "channel_is_archived", AuthRevoked),
+    (503, "service_unavailable", Transient),
+])
+async def test_slack_answers_are_mapped(
+    provider: SlackProvider, serve: Callable[[Handler], Awaitable[str]],
+    status: int, code: str, error: type[Exception],
+) -> None:
+    async def answer(_request: web.Request) -> web.Response:
+        return web.Response(status=status, text=code)
+
+    base = await serve(answer)
+    with pytest.raises(error, match=f"{status}: {code}") as info:
+        await provider.publish(request_for(with_url(f"{base}/services/T1/B2/hookkey7")))
+    assert type(info.value) is error
+    assert "hookkey7" not in str(info.value)
