@@ -67,7 +67,7 @@ def env(servers: ServerUrls, isolation: str) -> dict[str, str]:
         "HERALD_SECRET_KEY": Fernet.generate_key().decode(),
         "HERALD_CLUSTER_NAME": f"test-{isolation}",
         "HERALD_NODE_ID": f"test-node-{isolation}",
-        "HERALD_LOG_LEVEL": "warning",
+        "HERALD_LOG_LEVEL": os.environ.get("TEST_LOG_LEVEL", "warning"),
     }
 
 

@@ -1,5 +1,7 @@
 """The OpenAPI 3.1 document, generated from the endpoint table and the very pydantic models
-the handlers validate and render with, so it cannot drift from the code."""
+the handlers validate and render with, so it cannot drift from the code. An account's `config`
+and `credentials` are checked by the platform's provider after the body's shape, so they are
+described from the providers' models, one schema per platform in this build."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from scheduler.api.endpoint import Endpoint
-from scheduler.api.schemas import ErrorBody
+from scheduler.api.schemas import AccountCreate, AccountPatch, ErrorBody
+from shared.providers.registry import PROVIDERS
 
 Document = dict[str, Any]
 OPENAPI = web.AppKey("openapi", dict)
@@ -22,6 +25,7 @@ _ERRORS = {
     401: "Missing or wrong bearer token",
     404: "No such id",
     409: "The request conflicts with the current state",
+    413: "The body is larger than a node accepts",
     422: "Validation failed; `details` names each field",
     503: "MongoDB or Redis is unreachable; retry later",
 }
@@ -34,12 +38,15 @@ def openapi_document(endpoints: Sequence[Endpoint], prefix: str) -> Document:
         wanted += [(m, "validation") for m in (e.body, e.query) if m is not None]
         if e.response is not None:
             wanted.append((e.response, "serialization"))
+    wanted += [(m, "validation") for p in PROVIDERS.values() for m in (p.Config, p.Credentials)]
     refs, top = models_json_schema(list(dict.fromkeys(wanted)),
                                    ref_template="#/components/schemas/{model}")
     schemas: Document = top.get("$defs", {})
 
     def ref(model: type[BaseModel], mode: JsonSchemaMode) -> Document:
         return dict(refs[(model, mode)])
+
+    _per_platform(schemas, ref)
 
     paths: Document = {}
     for e in endpoints:
@@ -57,20 +64,78 @@ def openapi_document(endpoints: Sequence[Endpoint], prefix: str) -> Document:
     }
 
 
+def _per_platform(schemas: Document, ref: Any) -> None:
+    """`AccountCreate` gains a `oneOf` with a branch per platform, its `config` and
+    `credentials` being that provider's models (required when the model has required keys).
+    `AccountPatch` takes, for each, any platform's keys, each optional, since a PATCH merges
+    them into the stored ones; a key sent as null is removed, so null is allowed for the keys a
+    platform can do without."""
+    create, patch = (schemas[_name(ref(m, "validation"))] for m in (AccountCreate, AccountPatch))
+    branches: dict[str, Document] = {}
+    partials: dict[str, list[Document]] = {"config": [], "credentials": []}
+    for platform, provider in sorted(PROVIDERS.items()):
+        title = provider.__name__.removesuffix("Provider") + "Account"
+        branch: Document = {"title": title, "type": "object",
+                            "properties": {"platform": {"const": platform}},
+                            "required": ["platform"]}
+        for key, model in (("config", provider.Config), ("credentials", provider.Credentials)):
+            model_ref = ref(model, "validation")
+            branch["properties"][key] = model_ref
+            component = schemas[_name(model_ref)]
+            if component.get("required"):
+                branch["required"].append(key)
+            partial = _partial(component)
+            schemas[partial["title"]] = partial
+            partials[key].append(_ref(partial["title"]))
+        schemas[title] = branch
+        branches[platform] = _ref(title)
+    create["oneOf"] = list(branches.values())
+    create["discriminator"] = {"propertyName": "platform",
+                               "mapping": {p: r["$ref"] for p, r in branches.items()}}
+    for key, options in partials.items():
+        described = {k: v for k, v in patch["properties"][key].items()
+                     if k in ("title", "description")}
+        patch["properties"][key] = {**described, "anyOf": options}
+
+
+def _partial(component: Document) -> Document:
+    """A model's keys as a PATCH may send them: none required, no defaults (a key left out
+    keeps its stored value), null only where the model does not require the key."""
+    required = set(component.get("required", ()))
+    properties: Document = {}
+    for key, schema in component.get("properties", {}).items():
+        schema = {k: v for k, v in schema.items() if k != "default"}
+        nullable = {"type": "null"} in schema.get("anyOf", ())
+        properties[key] = schema if key in required or nullable else {
+            "anyOf": [schema, {"type": "null"}]}
+    kept = {k: v for k, v in component.items() if k not in ("required", "properties")}
+    return {**kept, "title": f"{component['title']}Patch", "properties": properties}
+
+
+def _name(reference: Document) -> str:
+    name: str = reference["$ref"].rpartition("/")[2]
+    return name
+
+
+def _ref(name: str) -> Document:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def _operation(e: Endpoint, ref: Any, schemas: Document) -> Document:
     parameters: list[Document] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _PATH_PARAM.findall(e.path)
     ]
     if e.query is not None:
-        query = schemas[ref(e.query, "validation")["$ref"].rpartition("/")[2]]
+        query = schemas[_name(ref(e.query, "validation"))]
         parameters += [
             {"name": name, "in": "query", "required": name in query.get("required", []),
              "schema": schema}
             for name, schema in query["properties"].items()
         ]
     responses: Document = {str(e.status): _success(e, ref)}
-    for status in sorted({*e.errors, *(() if e.public else (401, 503))}):
+    statuses = {*e.errors, *(() if e.public else (401, 503)), *(() if e.body is None else (413,))}
+    for status in sorted(statuses):
         responses[str(status)] = {
             "description": _ERRORS[status],
             "content": {"application/json": {"schema": ref(ErrorBody, "serialization")}},

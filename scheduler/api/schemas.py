@@ -1,26 +1,33 @@
 """Request and response shapes of the admin API (API.md), built on the domain models.
 
 Requests forbid unknown fields and are validated strictly from JSON, so a typo or a wrongly
-typed value is a 422 naming the field instead of a silent coercion. Responses render every time
-in UTC with a `Z`. The OpenAPI document is generated from these same classes.
+typed value is a 422 naming the field instead of a silent coercion; only a whole number written
+as `1.0` is taken for an integer, because JSON Schema counts it as one and the document says
+`integer`. Responses render every time in UTC with a `Z`. The OpenAPI document is generated from
+these same classes.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
+    ConfigDict,
     Discriminator,
     Field,
+    GetJsonSchemaHandler,
     PlainSerializer,
     Tag,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from shared.models import (
     AtSchedule,
@@ -68,8 +75,35 @@ def _schedule_kind(value: Any) -> str | None:
     return None
 
 
+class Documented:
+    """JSON Schema keywords beside a model's `$ref`, for a rule its validators check in code,
+    so that the document does not offer what the server refuses."""
+
+    def __init__(self, keywords: JsonSchemaValue) -> None:
+        self.keywords = keywords
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {**handler(schema), **self.keywords}
+
+
+#: The characters `str.strip()` removes, as a JSON Schema (ECMA-262) character class body.
+_BLANK = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: Content whose text is blank needs media (`Content._not_empty`).
+ContentIn = Annotated[Content, Documented({"anyOf": [
+    {"properties": {"text": {"pattern": f"[^{_BLANK}]"}}},
+    {"properties": {"media": {"minItems": 1}}, "required": ["media"]},
+]})]
+#: CronSchedule's validators take what croniter and zoneinfo take: named as formats.
+CronScheduleIn = Annotated[CronSchedule, Documented({"properties": {
+    "cron": {"format": "cron",
+             "description": "a 5-field cron expression, e.g. '0 9 * * 1-5'"},
+    "timezone": {"format": "time-zone",
+                 "description": "an IANA time zone such as 'Europe/Berlin'"},
+}})]
+
 ScheduleIn = Annotated[
-    Annotated[AtSchedule, Tag(AT_TAG)] | Annotated[CronSchedule, Tag(CRON_TAG)],
+    Annotated[AtSchedule, Tag(AT_TAG)] | Annotated[CronScheduleIn, Tag(CRON_TAG)],
     Discriminator(
         _schedule_kind,
         custom_error_type="schedule_kind",
@@ -77,16 +111,59 @@ ScheduleIn = Annotated[
         "(recurring)",
     ),
 ]
+
+
+def _whole_number(value: object) -> object:
+    """`1.0` is the integer 1 in JSON Schema, so it is one here too; `1.5` and `true` are not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _whole_numbers(value: Any) -> Any:
+    """`_whole_number` throughout an account's config or credentials, for the integer fields of
+    the platforms' models (Telegram's `chat_id`), which validate them afterwards."""
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return _whole_number(value)
+
+
+#: Last in an integer's Annotated, so the constraints before it see the converted value.
+WHOLE = BeforeValidator(_whole_number)
+
 Ident = Annotated[str, Field(min_length=1, max_length=64)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-GraceSeconds = Annotated[int, Field(gt=0, le=30 * 86400)]
+GraceSeconds = Annotated[int, Field(gt=0, le=30 * 86400), WHOLE]
+
+
+def _present(value: dict[str, Any]) -> dict[str, Any]:
+    """A key sent as null is absent, when an account is made as when it is patched."""
+    return {k: v for k, v in value.items() if v is not None}
+
+
+#: An account's `config` or `credentials` as the body carries them; the platform's provider
+#: checks them against its own models (the document shows those, per platform).
+AccountObject = Annotated[dict[str, Any], AfterValidator(_whole_numbers)]
+NewAccountObject = Annotated[AccountObject, AfterValidator(_present)]
 
 
 def _not_null(value: object) -> object:
-    """PATCH fields are optional but may not be sent as null (only `rate_limit` may)."""
     if value is None:
         raise ValueError("may not be null")
     return value
+
+
+def _without_null(schema: JsonSchemaValue) -> None:
+    """The field's own type, not `anyOf [type, null]` with `default: null`."""
+    schema.pop("default", None)
+    kept = [branch for branch in schema.pop("anyOf") if branch != {"type": "null"}]
+    schema.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+
+
+T = TypeVar("T")
+#: A PATCH field: left out, the stored value stays; it may not be sent as null (only
+#: `rate_limit` may, to remove the limit), and the document does not offer null.
+NotNull = Annotated[T | None, AfterValidator(_not_null), Field(json_schema_extra=_without_null)]
 
 
 # --- requests -----------------------------------------------------------------------------
@@ -95,8 +172,13 @@ def _not_null(value: object) -> object:
 class RateLimit(Strict):
     """A per-account publish budget: `per_minute` paces, `per_day` caps (UTC days)."""
 
-    per_minute: Annotated[int, Field(gt=0, le=1_000_000)] | None = None
-    per_day: Annotated[int, Field(gt=0, le=100_000_000)] | None = None
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": [key], "properties": {key: {"type": "integer"}}}
+        for key in ("per_minute", "per_day")
+    ]})
+
+    per_minute: Annotated[int, Field(gt=0, le=1_000_000), WHOLE] | None = None
+    per_day: Annotated[int, Field(gt=0, le=100_000_000), WHOLE] | None = None
 
     @model_validator(mode="after")
     def _some_limit(self) -> RateLimit:
@@ -106,10 +188,13 @@ class RateLimit(Strict):
 
 
 class AccountCreate(Strict):
+    """`config` and `credentials` are checked by the platform's provider once the shape is
+    valid; the document shows them per platform (scheduler.api.openapi)."""
+
     platform: PlatformName
     name: Name
-    config: dict[str, Any] = Field(default_factory=dict)
-    credentials: dict[str, Any] = Field(default_factory=dict)
+    config: NewAccountObject = Field(default_factory=dict)
+    credentials: NewAccountObject = Field(default_factory=dict)
     rate_limit: RateLimit | None = None
     on_unknown: OnUnknown = OnUnknown.RETRY
 
@@ -118,16 +203,12 @@ class AccountPatch(Strict):
     """`config` and `credentials` are merged key by key into the stored ones; a key sent as
     null is removed. `rate_limit: null` removes the limit."""
 
-    name: Name | None = None
-    config: dict[str, Any] | None = None
-    credentials: dict[str, Any] | None = None
+    name: NotNull[Name] = None
+    config: NotNull[AccountObject] = None
+    credentials: NotNull[AccountObject] = None
     rate_limit: RateLimit | None = None
-    on_unknown: OnUnknown | None = None
-    status: AccountStatus | None = None
-
-    _no_nulls = field_validator("name", "config", "credentials", "on_unknown", "status")(
-        _not_null
-    )
+    on_unknown: NotNull[OnUnknown] = None
+    status: NotNull[AccountStatus] = None
 
 
 class AccountConnect(Strict):
@@ -138,7 +219,7 @@ class AccountConnect(Strict):
     redirect_uri: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+[^\s#]*$", max_length=2000,
                                        description="where the platform sends the browser "
                                                    "back: this API's /api/v1/oauth/callback")]
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: NewAccountObject = Field(default_factory=dict)
     rate_limit: RateLimit | None = None
     on_unknown: OnUnknown = OnUnknown.RETRY
 
@@ -153,8 +234,10 @@ class ConnectCallback(BaseModel):
 
 
 class PostCreate(Strict):
-    account_ids: Annotated[list[Ident], Field(min_length=1, max_length=100)]
-    content: Content
+    #: An account listed twice is refused (scheduler.api.checks), so the document says so.
+    account_ids: Annotated[list[Ident], Field(min_length=1, max_length=100,
+                                              json_schema_extra={"uniqueItems": True})]
+    content: ContentIn
     schedule: ScheduleIn
     priority: Priority = Priority.NORMAL
     draft: bool = False
@@ -165,21 +248,17 @@ class PostCreate(Strict):
 class PostPatch(Strict):
     """`draft: false` schedules a draft; a scheduled post cannot go back to draft."""
 
-    content: Content | None = None
-    schedule: ScheduleIn | None = None
-    priority: Priority | None = None
-    misfire_grace_seconds: GraceSeconds | None = None
-    publish_late: bool | None = None
-    draft: bool | None = None
-
-    _no_nulls = field_validator(
-        "content", "schedule", "priority", "misfire_grace_seconds", "publish_late", "draft"
-    )(_not_null)
+    content: NotNull[ContentIn] = None
+    schedule: NotNull[ScheduleIn] = None
+    priority: NotNull[Priority] = None
+    misfire_grace_seconds: NotNull[GraceSeconds] = None
+    publish_late: NotNull[bool] = None
+    draft: NotNull[bool] = None
 
 
 class JobRetry(Strict):
     run_at: AwareDatetime | None = None
-    content: Content | None = None
+    content: ContentIn | None = None
     force: bool = False
 
 

@@ -14,6 +14,7 @@ outcome.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -79,6 +80,8 @@ PERMISSION_CODES = frozenset({10, *range(200, 300)})
 #: Pages of `published_posts` read per lookup before giving up (then Transient, never
 #: "absent", so reconciliation does not re-post on a guess).
 LOOKUP_PAGES = 5
+#: Seconds before `since` a lookup still accepts, for clock skew between a node and Facebook.
+LOOKUP_SLACK_SECONDS = 60
 #: Pages of `me/accounts` read when connecting.
 ACCOUNT_PAGES = 10
 PAGE_SIZE = "100"
@@ -229,6 +232,19 @@ def login_failure(answer: Answer, secrets: Sequence[str], now: datetime) -> Prov
     return Permanent(message)
 
 
+def same_message(posted: Any, text: str) -> bool:
+    """Whether Facebook's copy of a message is this text. Compared up to Unicode
+    normalisation and whitespace, which a platform may tidy: a lookup that missed its own
+    post would have reconciliation publish it a second time."""
+    if not isinstance(posted, str):
+        return False
+
+    def canonical(value: str) -> str:
+        return " ".join(unicodedata.normalize("NFC", value).split())
+
+    return canonical(posted) == canonical(text)
+
+
 def _created_time(post: dict[str, Any]) -> datetime | None:
     value = post.get("created_time")
     if not isinstance(value, str):
@@ -263,8 +279,9 @@ class FacebookProvider(Provider):
     supports_lookup = True
     #: Meta sets no fixed number of Page posts: the Page's API allowance is 4,800 calls per
     #: engaged user per 24 hours, and posting fast risks the spam block (code 368). One post
-    #: a minute, without bursts, is Herald's conservative pace; accounts may set their own.
-    default_budget = Budget(count=1, period_seconds=60.0)
+    #: a minute on average, at most 10 at once, is Herald's conservative pace; accounts may
+    #: set their own.
+    default_budget = Budget(count=10, period_seconds=600.0)
 
     # --- OAuth ------------------------------------------------------------------------------
 
@@ -382,9 +399,11 @@ class FacebookProvider(Provider):
         return Published(post_id, POST_URL + post_id)
 
     async def lookup(self, request: PublishRequest, since: datetime) -> Published | None:
-        """The Page's published post with exactly this message, created at or after `since`."""
+        """The Page's published post with this message (`same_message`), created at or after
+        `since` (less LOOKUP_SLACK_SECONDS)."""
         config, token = _account(request)
-        start = int((since if since.tzinfo else since.replace(tzinfo=UTC)).timestamp())
+        aware = since if since.tzinfo else since.replace(tzinfo=UTC)
+        start = int(aware.timestamp()) - LOOKUP_SLACK_SECONDS
         params = {"since": str(start), "fields": "id,message,created_time,permalink_url",
                   "limit": PAGE_SIZE, "access_token": token}
         for _ in range(LOOKUP_PAGES):
@@ -397,7 +416,8 @@ class FacebookProvider(Provider):
             for post in _rows(document):
                 created = _created_time(post)
                 post_id = post.get("id")
-                if (post.get("message") == request.content.text and isinstance(post_id, str)
+                if (same_message(post.get("message"), request.content.text)
+                        and isinstance(post_id, str)
                         and (created is None or created.timestamp() >= start)):
                     link = post.get("permalink_url")
                     return Published(post_id, link if isinstance(link, str)

@@ -24,6 +24,7 @@ from shared.providers.base import (
     Budget,
     Connected,
     OAuthApp,
+    OutcomeUnknown,
     Permanent,
     Provider,
     ProviderError,
@@ -36,7 +37,6 @@ from shared.providers.base import (
 from shared.providers.text import utf16_units
 from shared.providers.wire import (
     Answer,
-    after_seconds,
     answer_error,
     call,
     parse_retry_after,
@@ -64,6 +64,9 @@ _THROTTLE = re.compile(r"throttle\s+(?P<who>[A-Z_]+)\s+(?P<window>[A-Z]+)\s+limi
 _DUPLICATE_OF = re.compile(r"duplicate of (?P<urn>urn:li:[A-Za-z]+:[0-9]+)")
 #: A retry's duplicate is searched for from a little before the job's time, for clock skew.
 LOOKUP_SLACK = timedelta(minutes=5)
+#: A lookup reads from this long before the `since` it is given: Herald's clock and
+#: LinkedIn's need not agree to the second.
+CLOCK_SKEW = timedelta(minutes=1)
 LOOKUP_PAGE = 50
 LOOKUP_PAGES = 4
 
@@ -76,10 +79,10 @@ class LinkedInConfig(Strict):
         pattern=HTTP_URL, max_length=300,
         description="Where LinkedIn's OAuth pages are served (`/oauth/v2/authorization`, "
                     "`/oauth/v2/accessToken`)")] = DEFAULT_AUTH_BASE
-    author_urn: Annotated[str, Field(
+    author_urn: Annotated[str | None, Field(
         pattern=AUTHOR_URN, max_length=200,
         description="Who posts: `urn:li:person:<id>` (filled in when the member connects) or "
-                    "`urn:li:organization:<id>` for a page the member administers")] | None = None
+                    "`urn:li:organization:<id>` for a page the member administers")] = None
     api_version: Annotated[str, Field(
         pattern=r"^[0-9]{6}(\.[0-9]{2})?$",
         description=f"The LinkedIn-Version header (YYYYMM); default {DEFAULT_API_VERSION}",
@@ -90,13 +93,13 @@ class LinkedInCredentials(Strict):
     access_token: Annotated[str, Field(
         min_length=1, max_length=4096,
         description="3-legged OAuth 2.0 access token (lives 60 days)")]
-    refresh_token: Annotated[str, Field(
+    refresh_token: Annotated[str | None, Field(
         min_length=1, max_length=4096,
         description="Refresh token, issued only to approved partners; it keeps the "
-                    "expiry of the first grant (365 days)")] | None = None
-    expires_at: Annotated[str, Field(
+                    "expiry of the first grant (365 days)")] = None
+    expires_at: Annotated[str | None, Field(
         pattern=RFC3339, json_schema_extra={"format": "date-time"},
-        description="When the access token expires (RFC 3339)")] | None = None
+        description="When the access token expires (RFC 3339)")] = None
 
 
 def escape_little_text(text: str) -> str:
@@ -183,9 +186,9 @@ def duplicate_of(answer: Answer) -> str | None:
     return match["urn"] if match else ""
 
 
-def _since(value: datetime) -> datetime:
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return aware - LOOKUP_SLACK
+def _utc(value: datetime) -> datetime:
+    """MongoDB hands dates back naive, in UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _published(urn: str | None) -> Published:
@@ -313,7 +316,7 @@ class LinkedInProvider(Provider):
             new["refresh_token"] = refresh_token
         expires_in = document.get("expires_in")
         if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
-            new["expires_at"] = rfc3339_utc(after_seconds(expires_in, datetime.now(UTC)))
+            new["expires_at"] = rfc3339_utc(datetime.now(UTC) + timedelta(seconds=expires_in))
         return new
 
     # --- publishing -------------------------------------------------------------------------
@@ -355,7 +358,7 @@ class LinkedInProvider(Provider):
         text: a recurring post repeating yesterday's text must not count as published."""
         refused = answer_error("linkedin", answer, secrets)
         try:
-            found = await self.lookup(request, _since(request.scheduled_for))
+            found = await self.lookup(request, _utc(request.scheduled_for) - LOOKUP_SLACK)
         except Permanent as exc:
             raise Permanent(f"{refused}; whether {earlier or 'that post'} is this job's could "
                             f"not be checked: {exc}") from exc
@@ -363,24 +366,36 @@ class LinkedInProvider(Provider):
             raise Permanent(f"{refused}; no post with this text since the job's time")
         return found
 
+    async def _find_by_author(self, config: LinkedInConfig, token: str, secrets: list[str],
+                              start: int) -> Answer:
+        """`GET /rest/posts?q=author&author=<urn>` sent through LinkedIn's query tunnelling
+        (a POST with `X-HTTP-Method-Override: GET` and the query as a form body): Rest.li 2.0
+        wants the URN's colons percent-encoded, and a query in the URL would have them decoded
+        again on the way out. Losing the answer of this read is only Transient."""
+        query = urlencode({"q": "author", "author": config.author_urn, "count": LOOKUP_PAGE,
+                           "start": start, "sortBy": "LAST_MODIFIED"}, quote_via=quote)
+        headers = {**_headers(token, config), "X-HTTP-Method-Override": "GET",
+                   "Content-Type": "application/x-www-form-urlencoded"}
+        try:
+            return await call(self.session, "POST", f"{config.api_base.rstrip('/')}/rest/posts",
+                              platform="linkedin", secrets=secrets, data=query.encode("ascii"),
+                              headers=headers)
+        except OutcomeUnknown as exc:
+            raise Transient(str(exc)) from exc
+
     async def lookup(self, request: PublishRequest, since: datetime) -> Published | None:
-        """The oldest post of the author made since `since` with this job's commentary, from
-        the author's posts newest first (`GET /rest/posts?q=author`)."""
+        """The oldest post of the author made since `since` (less CLOCK_SKEW) with this job's
+        commentary, from the author's posts newest first (`GET /rest/posts?q=author`)."""
         config = _config(request.config)
         if not config.author_urn:
             raise Permanent("linkedin: config.author_urn is not set; reconnect the account")
         token = _token(request.credentials)
         secrets = _secrets(request.credentials)
         wanted = escape_little_text(request.content.text)
-        since_ms = int(since.timestamp() * 1000) if since.tzinfo else int(
-            since.replace(tzinfo=UTC).timestamp() * 1000)
+        since_ms = int((_utc(since) - CLOCK_SKEW).timestamp() * 1000)
         found: Published | None = None
         for page in range(LOOKUP_PAGES):
-            url = (f"{config.api_base.rstrip('/')}/rest/posts?q=author"
-                   f"&author={quote(config.author_urn, safe='')}&count={LOOKUP_PAGE}"
-                   f"&start={page * LOOKUP_PAGE}&sortBy=LAST_MODIFIED")
-            answer = await call(self.session, "GET", url, platform="linkedin", secrets=secrets,
-                                headers=_headers(token, config))
+            answer = await self._find_by_author(config, token, secrets, page * LOOKUP_PAGE)
             if answer.status == 403:
                 raise Permanent(f"{answer_error('linkedin', answer, secrets)} (reading the "
                                 f"author's posts needs r_member_social or r_organization_social)")

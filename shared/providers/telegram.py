@@ -49,7 +49,7 @@ LINKABLE_CHATS = frozenset({"channel", "supergroup"})
 class TelegramConfig(Strict):
     chat_id: Annotated[
         Annotated[int, Field(strict=True)]
-        | Annotated[str, Field(pattern=r"^@[A-Za-z][A-Za-z0-9_]{3,31}$")],
+        | Annotated[str, Field(pattern=r"^@[A-Za-z][A-Za-z0-9_]{4,31}$")],
         Field(description="the target chat's numeric id (channels and supergroups are "
                           "negative, -100...) or a public channel's @username"),
     ]

@@ -40,7 +40,6 @@ from shared.providers.base import (
 from shared.providers.text import x_weighted_length
 from shared.providers.wire import (
     Answer,
-    after_seconds,
     answer_error,
     at_epoch,
     call,
@@ -64,6 +63,9 @@ HTTP_URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
 RFC3339 = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"
 #: A retry's duplicate is searched for from a little before the job's time, for clock skew.
 LOOKUP_SLACK = timedelta(minutes=5)
+#: A lookup reads from this long before the `since` it is given: Herald's clock and
+#: X's need not agree to the second.
+CLOCK_SKEW = timedelta(minutes=1)
 #: Timeline pages of 100 read by one lookup; a user posting more than this in the window is
 #: not searched further back (the answer is then "not found").
 LOOKUP_PAGES = 5
@@ -84,13 +86,13 @@ class XCredentials(Strict):
     access_token: Annotated[str, Field(
         min_length=1, max_length=4096,
         description="OAuth 2.0 user access token (lives 2 hours)")]
-    refresh_token: Annotated[str, Field(
+    refresh_token: Annotated[str | None, Field(
         min_length=1, max_length=4096,
         description="OAuth 2.0 refresh token (offline.access); X rotates it on every "
-                    "refresh")] | None = None
-    expires_at: Annotated[str, Field(
+                    "refresh")] = None
+    expires_at: Annotated[str | None, Field(
         pattern=RFC3339, json_schema_extra={"format": "date-time"},
-        description="When the access token expires (RFC 3339)")] | None = None
+        description="When the access token expires (RFC 3339)")] = None
 
 
 def _config(config: dict[str, Any]) -> XConfig:
@@ -182,9 +184,9 @@ def _published(document: dict[str, Any]) -> Published:
     return Published(post_id, POST_URL.format(id=post_id))
 
 
-def _since(value: datetime) -> datetime:
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return aware - LOOKUP_SLACK
+def _utc(value: datetime) -> datetime:
+    """MongoDB hands dates back naive, in UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class XProvider(Provider):
@@ -256,11 +258,11 @@ class XProvider(Provider):
     async def _token_call(self, config: XConfig, app: OAuthApp, form: dict[str, str],
                           secrets: list[str]) -> Answer:
         """`POST /2/oauth2/token`; a confidential client authenticates with HTTP Basic."""
-        auth = (aiohttp.BasicAuth(app.client_id, app.client_secret)
-                if app.client_secret else None)
+        headers = ({"Authorization": aiohttp.encode_basic_auth(app.client_id, app.client_secret)}
+                   if app.client_secret else None)
         return await call(
             self.session, "POST", f"{config.api_base.rstrip('/')}/2/oauth2/token",
-            platform="x", secrets=[*secrets, *_secrets({}, app)], data=form, auth=auth)
+            platform="x", secrets=[*secrets, *_secrets({}, app)], data=form, headers=headers)
 
     @staticmethod
     def _credentials(answer: Answer, old: dict[str, Any]) -> dict[str, Any]:
@@ -274,7 +276,7 @@ class XProvider(Provider):
             new["refresh_token"] = refresh_token
         expires_in = document.get("expires_in")
         if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
-            new["expires_at"] = rfc3339_utc(after_seconds(expires_in, datetime.now(UTC)))
+            new["expires_at"] = rfc3339_utc(datetime.now(UTC) + timedelta(seconds=expires_in))
         return new
 
     # --- publishing -------------------------------------------------------------------------
@@ -294,7 +296,7 @@ class XProvider(Provider):
         if answer.ok:
             return _published(answer.object())
         if is_duplicate(answer):
-            found = await self.lookup(request, _since(request.scheduled_for))
+            found = await self.lookup(request, _utc(request.scheduled_for) - LOOKUP_SLACK)
             if found is not None:
                 return found
             raise Permanent("x refused the text as a duplicate of a recent post that is not "
@@ -302,8 +304,9 @@ class XProvider(Provider):
         raise api_error(answer, secrets)
 
     async def lookup(self, request: PublishRequest, since: datetime) -> Published | None:
-        """The oldest post of the user since `since` whose text is this job's: the user's id
-        from `/2/users/me`, then the timeline from `since` on, newest first."""
+        """The oldest post of the user since `since` (less CLOCK_SKEW) whose text is this
+        job's: the user's id from `/2/users/me`, then the timeline from then on, newest
+        first."""
         config = _config(request.config)
         token = _token(request.credentials)
         secrets = _secrets(request.credentials)
@@ -318,7 +321,7 @@ class XProvider(Provider):
         if not isinstance(user_id, str) or not user_id:
             raise Transient("x: /2/users/me answered without the user's id")
         wanted = comparable(request.content.text)
-        start = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
+        start = _utc(since) - CLOCK_SKEW
         params = {"start_time": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "max_results": "100",
                   "tweet.fields": "created_at"}
         found: Published | None = None

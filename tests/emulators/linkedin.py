@@ -27,7 +27,7 @@ import string
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from aiohttp import web
 
@@ -132,8 +132,8 @@ class LinkedInEmulator(PlatformEmulator):
         app.router.add_get("/oauth/v2/authorization", self._authorize)
         app.router.add_post("/oauth/v2/accessToken", self._token)
         app.router.add_get("/v2/userinfo", self._userinfo)
-        app.router.add_post("/rest/posts", self._create)
-        app.router.add_get("/rest/posts", self._find)
+        app.router.add_post("/rest/posts", self._post)
+        app.router.add_get("/rest/posts", self._get)
 
     # --- the platform's own answers ---------------------------------------------------------
 
@@ -323,6 +323,21 @@ class LinkedInEmulator(PlatformEmulator):
             return li_error(422, "\n".join(problems) + "\n")
         return None
 
+    async def _post(self, request: web.Request) -> web.StreamResponse:
+        """A create, or a finder sent through query tunnelling (the query as a form body)."""
+        override = request.headers.get("X-HTTP-Method-Override")
+        if override is None:
+            return await self._create(request)
+        if override.upper() != "GET" or not request.headers.get(
+                "Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            return li_error(400, "Query tunnelling takes X-HTTP-Method-Override: GET and an "
+                                 "application/x-www-form-urlencoded body",
+                            code="ILLEGAL_ARGUMENT")
+        return await self._find(request, await request.text())
+
+    async def _get(self, request: web.Request) -> web.StreamResponse:
+        return await self._find(request, request.rel_url.raw_query_string)
+
     async def _create(self, request: web.Request) -> web.StreamResponse:
         fault = await self.guard(request)
         if fault is not None:
@@ -368,7 +383,7 @@ class LinkedInEmulator(PlatformEmulator):
         response = web.Response(status=201, headers={"x-restli-id": urn, "x-linkedin-id": urn})
         return self.answer_lost(request, response)
 
-    async def _find(self, request: web.Request) -> web.StreamResponse:
+    async def _find(self, request: web.Request, raw: str) -> web.StreamResponse:
         fault = await self.guard(request)
         if fault is not None:
             return fault
@@ -378,8 +393,7 @@ class LinkedInEmulator(PlatformEmulator):
         refusal = self._versioned(request)
         if refusal is not None:
             return refusal
-        query = request.query
-        raw = request.rel_url.raw_query_string
+        query = {k: v[0] for k, v in parse_qs(raw).items()}
         if query.get("q") != "author" or "author" not in query:
             return li_error(400, "Resource method could not be resolved from request "
                                  "parameters.", code="ILLEGAL_ARGUMENT")

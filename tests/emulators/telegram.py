@@ -205,7 +205,7 @@ class TelegramEmulator(PlatformEmulator):
         if preview is not None and not isinstance(preview, dict):
             return answer_error(400, "Bad Request: can't parse link preview options")
         message_id = next(self._message_ids[chat["id"]])
-        self.record(text, id=f"{chat['id']}/{message_id}", chat_id=chat["id"],
+        self.record(text, id=str(message_id), chat_id=chat["id"],
                     message_id=message_id, disable_notification=silent,
                     link_preview_options=preview)
         result: dict[str, Any] = {"message_id": message_id, "date": int(time.time()),

@@ -1,0 +1,342 @@
+"""The real MastodonProvider against the real Mastodon emulator over loopback sockets."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+from bson import ObjectId
+
+from shared.models import Content
+from shared.providers.base import (
+    AuthRevoked,
+    OAuthApp,
+    OutcomeUnknown,
+    Permanent,
+    Published,
+    PublishRequest,
+    RateLimited,
+    Transient,
+)
+from shared.providers.mastodon import MastodonProvider, count_characters
+from tests.emulators.mastodon import MastodonEmulator
+
+REDIRECT_URI = "https://ops.example/api/v1/oauth/callback"
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[MastodonEmulator]:
+    e = MastodonEmulator()
+    await e.start()
+    try:
+        yield e
+    finally:
+        await e.stop()
+
+
+@pytest.fixture
+def provider(session: aiohttp.ClientSession) -> MastodonProvider:
+    return MastodonProvider(session)
+
+
+def request_for(account: dict[str, Any], text: str = "Hello from Herald", *,
+                job_id: str | None = None, **config: Any) -> PublishRequest:
+    return PublishRequest(
+        job_id=job_id or str(ObjectId()), post_id="post-7", account_id="acct-3",
+        scheduled_for=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
+        content=Content(text=text), config={**account["config"], **config},
+        credentials=account["credentials"],
+    )
+
+
+async def control(session: aiohttp.ClientSession, emulator: MastodonEmulator,
+                  **change: Any) -> None:
+    async with session.post(f"{emulator.base_url}/_control", json=change) as response:
+        assert response.status == 200, await response.text()
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+# --- publishing ---------------------------------------------------------------------------
+
+
+async def test_publish_returns_the_status_id_and_url(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    account = emulator.account()
+    request = request_for(account)
+    published = await provider.publish(request)
+
+    [post] = emulator.posts
+    assert post["text"] == "Hello from Herald"
+    assert post["idempotency_key"] == request.job_id
+    assert post["visibility"] == "public"
+    assert published == Published(post["id"], f"{emulator.base_url}/@user-1/{post['id']}")
+
+
+async def test_visibility_comes_from_the_config(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    await provider.publish(request_for(emulator.account(), visibility="unlisted"))
+    assert [p["visibility"] for p in emulator.posts] == ["unlisted"]
+
+
+async def test_the_same_job_twice_is_one_status(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    account = emulator.account()
+    request = request_for(account)
+    first = await provider.publish(request)
+    second = await provider.publish(request)
+    assert first == second
+    other = await provider.publish(request_for(account))
+    assert other.platform_post_id != first.platform_post_id
+    assert len(emulator.posts) == 2
+    assert emulator.calls.count("statuses") == 3
+
+
+async def test_a_lost_answer_is_transient_and_the_retry_gets_the_first_status(
+    provider: MastodonProvider, emulator: MastodonEmulator, session: aiohttp.ClientSession
+) -> None:
+    request = request_for(emulator.account())
+    await control(session, emulator, drop_after_next=1)
+    with pytest.raises(OutcomeUnknown):
+        await provider.publish(request)
+    assert len(emulator.posts) == 1  # the instance posted; the answer was lost
+    published = await provider.publish(request)
+    assert published.platform_post_id == emulator.posts[0]["id"]
+    assert len(emulator.posts) == 1
+
+
+async def test_a_connection_dropped_before_posting_is_transient(
+    provider: MastodonProvider, emulator: MastodonEmulator, session: aiohttp.ClientSession
+) -> None:
+    await control(session, emulator, drop_next=1)
+    with pytest.raises(Transient) as info:
+        await provider.publish(request_for(emulator.account()))
+    assert emulator.posts == []
+    # The request was sent: from here the instance might have acted, so the outcome is unknown
+    # and the executor retries under the same Idempotency-Key.
+    assert isinstance(info.value, OutcomeUnknown)
+
+
+async def test_429_waits_until_the_iso_8601_reset_for_the_whole_account(
+    provider: MastodonProvider, emulator: MastodonEmulator, session: aiohttp.ClientSession
+) -> None:
+    await control(session, emulator, rate_limit_next=1, retry_after=90)
+    before = datetime.now(UTC)
+    with pytest.raises(RateLimited, match="429") as info:
+        await provider.publish(request_for(emulator.account()))
+    after = datetime.now(UTC)
+    tick = timedelta(milliseconds=1)
+    assert before + timedelta(seconds=90) - tick <= info.value.retry_at
+    assert info.value.retry_at <= after + timedelta(seconds=90) + tick
+    assert info.value.scope == "account"
+    assert emulator.posts == []
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_a_server_error_is_transient(
+    provider: MastodonProvider, emulator: MastodonEmulator, session: aiohttp.ClientSession,
+    status: int,
+) -> None:
+    await control(session, emulator, fail_next=1, fail_status=status)
+    request = request_for(emulator.account())
+    with pytest.raises(Transient, match=str(status)):
+        await provider.publish(request)
+    assert (await provider.publish(request)).platform_post_id  # the script is spent
+
+
+async def test_a_revoked_token_is_auth_revoked_without_the_token_in_the_message(
+    provider: MastodonProvider, emulator: MastodonEmulator, session: aiohttp.ClientSession
+) -> None:
+    account = emulator.account()
+    await control(session, emulator, expire_tokens=True)
+    with pytest.raises(AuthRevoked, match=r"401.*access token is invalid") as info:
+        await provider.publish(request_for(account))
+    assert account["credentials"]["access_token"] not in str(info.value)
+    assert emulator.posts == []
+
+
+async def test_tokens_cannot_be_refreshed(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    account = emulator.account()
+    with pytest.raises(AuthRevoked):
+        await provider.refresh(account["config"], account["credentials"], None)
+
+
+async def test_the_instance_refuses_malformed_statuses_as_mastodon_does(
+    emulator: MastodonEmulator, session: aiohttp.ClientSession
+) -> None:
+    url = f"{emulator.base_url}/api/v1/statuses"
+    async with session.post(url, data={"status": "no token"}) as response:
+        assert response.status == 401
+        assert await response.json() == {"error": "The access token is invalid"}
+        assert "invalid_token" in response.headers["WWW-Authenticate"]
+    token = emulator.account()["credentials"]["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.post(url, data={"status": "  "}, headers=headers) as response:
+        assert response.status == 422
+        assert await response.json() == {"error": "Validation failed: Text can't be blank"}
+    async with session.post(url, data={"status": "x", "visibility": "everyone"},
+                            headers=headers) as response:
+        assert response.status == 422
+    assert emulator.posts == []
+
+
+async def test_an_over_long_status_is_refused_by_the_instance_and_permanent(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    with pytest.raises(Permanent, match=r"422.*character limit of 500"):
+        await provider.publish(request_for(emulator.account(), "y" * 501))
+    assert emulator.posts == []
+
+
+# --- limits -------------------------------------------------------------------------------
+
+
+async def test_text_at_and_over_the_default_limit(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    config = {"api_base": emulator.base_url}
+    assert await provider.check_content(Content(text="é" * 500), config) == []
+    assert await provider.check_content(Content(text="👍🏽" * 501), config) == [
+        ("content.text", "mastodon: 501 characters, at most 500")]
+    limit = await provider.text_limit(config)
+    assert (limit.maximum, limit.unit) == (500, "characters")
+
+
+async def test_the_instance_limits_are_read_once_and_urls_count_as_it_says(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    emulator.max_characters, emulator.url_characters = 100, 30
+    config = {"api_base": emulator.base_url}
+    url = "https://example.com/" + "a" * 200
+    at_limit = "b" * 69 + " " + url  # 69 + 1 + 30
+    assert await provider.check_content(Content(text=at_limit), config) == []
+    assert await provider.check_content(Content(text="b" + at_limit), config) == [
+        ("content.text", "mastodon: 101 characters, at most 100")]
+    assert emulator.calls.count("instance") == 1
+    assert provider.measure(url) == 23  # without an instance: Mastodon's own 23
+
+
+async def test_an_unreadable_instance_means_mastodons_defaults(
+    provider: MastodonProvider, emulator: MastodonEmulator, session: aiohttp.ClientSession
+) -> None:
+    emulator.max_characters = 1000
+    await control(session, emulator, fail_next=1)
+    config = {"api_base": emulator.base_url}
+    assert (await provider.text_limit(config)).maximum == 500
+    assert emulator.calls == ["instance"]
+
+
+def test_measure_counts_as_mastodon_does() -> None:
+    assert count_characters("hi @alice@social.example.org") == len("hi @alice")
+    assert count_characters("see https://example.com/a/very/long/path?x=1 now") == 4 + 23 + 4
+    assert count_characters("example.com is counted as text") == 30
+    assert count_characters("👨‍👩‍👧‍👦") == 1
+
+
+# --- OAuth --------------------------------------------------------------------------------
+
+
+async def test_register_authorize_and_exchange_round_trip(
+    provider: MastodonProvider, emulator: MastodonEmulator, session: aiohttp.ClientSession
+) -> None:
+    config = {"api_base": emulator.base_url}
+    app = await provider.register_app(config, REDIRECT_URI)
+    registered = emulator.apps[app.client_id]
+    assert registered["name"] == "Herald"
+    assert registered["redirect_uris"] == {REDIRECT_URI}
+    assert {"write:statuses", "read:statuses", "read:accounts"} <= registered["scopes"]
+
+    verifier, challenge = pkce()
+    url = provider.authorization_url(config, app, REDIRECT_URI, "state-42", challenge)
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{emulator.base_url}/oauth/authorize"
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    assert query == {
+        "response_type": "code", "client_id": app.client_id, "redirect_uri": REDIRECT_URI,
+        "scope": "write:statuses write:media read:accounts read:statuses",
+        "state": "state-42", "code_challenge": challenge, "code_challenge_method": "S256"}
+
+    async with session.get(url, allow_redirects=False) as response:
+        assert response.status == 302
+        location = response.headers["Location"]
+    assert location.startswith(REDIRECT_URI + "?")
+    back = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    assert back["state"] == "state-42"
+
+    connected = await provider.exchange_code(config, app, REDIRECT_URI, back["code"], verifier)
+    assert set(connected.credentials) == {"access_token"}
+    assert provider.validate_account(config, connected.credentials) == []
+    published = await provider.publish(request_for(
+        {"config": config, "credentials": connected.credentials}, "connected"))
+    assert published.platform_post_id == emulator.posts[0]["id"]
+
+
+async def test_the_exchange_is_refused_without_the_right_pkce_verifier(
+    provider: MastodonProvider, emulator: MastodonEmulator, session: aiohttp.ClientSession
+) -> None:
+    config = {"api_base": emulator.base_url}
+    app = await provider.register_app(config, REDIRECT_URI)
+    _verifier, challenge = pkce()
+    url = provider.authorization_url(config, app, REDIRECT_URI, "s", challenge)
+    async with session.get(url, allow_redirects=False) as response:
+        code = parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
+    with pytest.raises(Permanent, match=r"400.*invalid_grant") as info:
+        await provider.exchange_code(config, app, REDIRECT_URI, code, "not-the-verifier")
+    assert code not in str(info.value) and str(app.client_secret) not in str(info.value)
+
+
+async def test_an_unknown_client_is_refused_at_the_token_endpoint(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    with pytest.raises(Permanent, match=r"401.*invalid_client"):
+        await provider.exchange_code({"api_base": emulator.base_url},
+                                     OAuthApp("nobody", "not-a-secret-at-all"), REDIRECT_URI,
+                                     "some-code-0123456789", "some-verifier-0123456789")
+
+
+async def test_registration_is_refused_for_a_relative_redirect_uri(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    with pytest.raises(Permanent, match=r"422.*absolute URI"):
+        await provider.register_app({"api_base": emulator.base_url}, "/callback")
+
+
+# --- lookup -------------------------------------------------------------------------------
+
+
+async def test_lookup_finds_the_jobs_status_by_its_source_text(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    account = emulator.account()
+    since = datetime.now(UTC)
+    request = request_for(account, "the one & only <post>")
+    published = await provider.publish(request)
+    await provider.publish(request_for(account, "another post after it"))
+
+    assert await provider.lookup(request, since) == published
+    assert await provider.lookup(request_for(account, "never posted"), since) is None
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert await provider.lookup(request, later) is None
+    assert "source" in emulator.calls
