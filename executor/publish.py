@@ -368,6 +368,11 @@ class Run:
         log.warning("lock_lost_before_call", action="handed back")
 
     async def _succeed(self, post: Doc, result: Published) -> None:
+        if result.spent is not None:
+            job, rt = self.job, self.rt
+            scope = (f"account:{job['account_id']}" if result.spent.scope == "account"
+                     else f"app:{job['platform']}")
+            await rt.budgets.hold(scope, result.spent.until, rt.clock.now_dt())
         await self.move(
             JobState.SUCCEEDED, "published", expect=JobState.PUBLISHING, unset=["lease"],
             set_fields={"result": {"platform_post_id": result.platform_post_id,

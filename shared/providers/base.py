@@ -121,9 +121,20 @@ class PublishRequest:
 
 
 @dataclass(frozen=True)
+class Spent:
+    """A success that says the account's (or the app's) allowance is now used up until
+    `until` (X's 24-hour headers): the executor holds the other jobs back instead of letting
+    the next one meet a 429."""
+
+    until: datetime
+    scope: Literal["account", "app"]
+
+
+@dataclass(frozen=True)
 class Published:
     platform_post_id: str | None = None
     url: str | None = None
+    spent: Spent | None = None
 
 
 @dataclass(frozen=True)

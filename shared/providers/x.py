@@ -11,6 +11,7 @@ as reconciliation does.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import unicodedata
 import warnings
@@ -34,6 +35,7 @@ from shared.providers.base import (
     Published,
     PublishRequest,
     RateLimited,
+    Spent,
     TextLimit,
     Transient,
 )
@@ -120,23 +122,29 @@ def _remaining_is_zero(value: str | None) -> bool:
     return (value or "").strip() == "0"
 
 
+def spent_allowance(answer: Answer, now: datetime) -> Spent | None:
+    """X's 24-hour allowances, read from any answer (epoch seconds): the user's spent holds
+    the account, the app's spent holds the whole installation."""
+    headers = answer.headers
+    for prefix, scope in (("x-user-limit-24hour", "account"), ("x-app-limit-24hour", "app")):
+        if _remaining_is_zero(headers.get(f"{prefix}-remaining")):
+            at = at_epoch(headers.get(f"{prefix}-reset"), now)
+            if at is not None:
+                return Spent(at, "account" if scope == "account" else "app")
+    return None
+
+
 def rate_limited(answer: Answer, now: datetime) -> RateLimited:
     """X's 429 in its own units (epoch seconds): a spent 24-hour user allowance holds the
     account, a spent app allowance the whole installation, anything else this request."""
-    headers = answer.headers
-    if _remaining_is_zero(headers.get("x-user-limit-24hour-remaining")):
-        at = at_epoch(headers.get("x-user-limit-24hour-reset"), now)
-        if at is not None:
-            return RateLimited(f"x: the user's 24-hour post limit is spent until "
-                               f"{rfc3339_utc(at)}", at, scope="account")
-    if _remaining_is_zero(headers.get("x-app-limit-24hour-remaining")):
-        at = at_epoch(headers.get("x-app-limit-24hour-reset"), now)
-        if at is not None:
-            return RateLimited(f"x: the app's 24-hour post limit is spent until "
-                               f"{rfc3339_utc(at)}", at, scope="app")
-    at = at_epoch(headers.get("x-rate-limit-reset"), now)
+    spent = spent_allowance(answer, now)
+    if spent is not None:
+        who = "user's" if spent.scope == "account" else "app's"
+        return RateLimited(f"x: the {who} 24-hour post limit is spent until "
+                           f"{rfc3339_utc(spent.until)}", spent.until, scope=spent.scope)
+    at = at_epoch(answer.headers.get("x-rate-limit-reset"), now)
     if at is None:
-        at = parse_retry_after(headers.get("Retry-After"), now)
+        at = parse_retry_after(answer.headers.get("Retry-After"), now)
     return RateLimited(f"x answered 429, retry at {rfc3339_utc(at)}", at, scope="request")
 
 
@@ -294,7 +302,9 @@ class XProvider(Provider):
             self.session, "POST", f"{config.api_base.rstrip('/')}/2/tweets", platform="x",
             secrets=secrets, json=body, headers={"Authorization": f"Bearer {token}"})
         if answer.ok:
-            return _published(answer.object())
+            published = _published(answer.object())
+            spent = spent_allowance(answer, datetime.now(UTC))
+            return dataclasses.replace(published, spent=spent) if spent else published
         if is_duplicate(answer):
             found = await self.lookup(request, _utc(request.scheduled_for) - LOOKUP_SLACK)
             if found is not None:

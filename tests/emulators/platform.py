@@ -240,6 +240,9 @@ class PlatformEmulator:
     async def guard(self, request: web.Request) -> web.StreamResponse | None:
         """Spend the scripted faults: a response to send instead of acting, or None to act."""
         f = self.faults
+        # The whole request is in before the platform acts, as on a real server: a client that
+        # gives up during a delay does not stop the post from being made.
+        await request.read()
         if f.drop_next > 0:
             f.drop_next -= 1
             return self.drop(request)

@@ -256,3 +256,70 @@ async def test_a_lost_answer_is_reconciled_never_posted_again(
             settled == JobState.SUCCEEDED)
         if settled == JobState.SUCCEEDED:
             assert done["result"]["platform_post_id"] == str(emulator.posts[0]["id"])
+
+
+async def test_xs_spent_daily_allowance_holds_the_accounts_next_posts(rt: Runtime) -> None:
+    """X says with a success that the user's 24-hour allowance is spent: the account's next
+    job waits for the reset X named, without spending a call on the 429."""
+    async with started("x") as emulator, serve_api(rt) as api:
+        account = await api.ok("POST", "/accounts", emulator.account(), status=201)
+        emulator.user_day_limit = 1  # type: ignore[attr-defined]
+        first = await post_now(api, account["id"], "the day's only post")
+        async with running_executor(rt):
+            await wait_state(rt, first, {JobState.SUCCEEDED})
+            second = await post_now(api, account["id"], "tomorrow's")
+            async with asyncio.timeout(15):
+                while (waiting := await job_doc(rt, second))["transitions"][-1]["reason"] != (
+                        "platform limit reached"):
+                    await asyncio.sleep(0.05)
+        assert waiting["state"] == JobState.STAGED and waiting["attempts"] == []
+        assert waiting["due_at"] - rt.clock.now_dt() > timedelta(hours=23)
+        assert [p["text"] for p in emulator.posts] == ["the day's only post"]
+
+
+async def test_a_token_about_to_expire_is_refreshed_before_the_call(rt: Runtime) -> None:
+    async with started("x") as emulator, serve_api(rt) as api:
+        body = emulator.account()
+        soon = (datetime.now(UTC) + timedelta(minutes=2)).isoformat().replace("+00:00", "Z")
+        body["credentials"]["expires_at"] = soon
+        account = await api.ok("POST", "/accounts", body, status=201)
+        job_id = await post_now(api, account["id"], "with a fresh token")
+        async with running_executor(rt):
+            done = await wait_state(rt, job_id, {JobState.SUCCEEDED})
+        assert emulator.tokens.refresh_calls == 1
+        assert [a["outcome"] for a in done["attempts"]] == ["succeeded"]
+        stored = await rt.store.accounts.find_one({"_id": account["id"]})
+        assert stored is not None
+        assert rt.box.open(stored["credentials_enc"])["expires_at"] > soon
+
+
+async def test_a_bluesky_session_rotates_and_survives_a_node_restart(
+        rt: Runtime, fast: Settings) -> None:
+    """Each refresh rotates the session (the old refresh token stops working); a node started
+    afterwards refreshes with the stored, rotated token and never needs the app password."""
+    async with started("bluesky") as emulator, serve_api(rt) as api:
+        account = await api.ok("POST", "/accounts", emulator.account(), status=201)
+        created = await rt.store.accounts.find_one({"_id": account["id"]})
+        assert created is not None
+        session = rt.box.open(created["credentials_enc"])["refresh_jwt"]
+        emulator.tokens.expire_all()
+        first = await post_now(api, account["id"], "before the restart")
+        async with running_executor(rt):
+            await wait_state(rt, first, {JobState.SUCCEEDED})
+        stored = await rt.store.accounts.find_one({"_id": account["id"]})
+        assert stored is not None
+        rotated = rt.box.open(stored["credentials_enc"])["refresh_jwt"]
+        assert rotated != session and session not in emulator.tokens.by_refresh
+
+        restarted = await Runtime.open(fast.model_copy(update={"node_id": "restarted-node"}))
+        try:
+            emulator.tokens.expire_all()
+            async with serve_api(restarted) as again:
+                second = await post_now(again, account["id"], "after the restart")
+                async with running_executor(restarted):
+                    await wait_state(restarted, second, {JobState.SUCCEEDED})
+        finally:
+            await restarted.close()
+    sessions = [c for c in emulator.calls if c.endswith("Session")]  # type: ignore[attr-defined]
+    assert sessions == ["createSession", "refreshSession", "refreshSession"]
+    assert [p["text"] for p in emulator.posts] == ["before the restart", "after the restart"]
