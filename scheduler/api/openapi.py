@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document, generated from the endpoint table and the very pydantic models
 the handlers validate and render with, so it cannot drift from the code. An account's `config`
 and `credentials` are checked by the platform's provider after the body's shape, so they are
-described from the providers' models, one schema per platform in this build."""
+described from the providers' models, one schema per platform in this build. Patterns are
+spelt out where JSON Schema (ECMA-262) reads them otherwise than pydantic (Rust's regex)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ _ERRORS = {
     503: "MongoDB or Redis is unreachable; retry later",
 }
 _PATH_PARAM = re.compile(r"{(\w+)}")
+#: `\s` as pydantic matches it (Rust's regex: Unicode White_Space), spelt out: JSON Schema's
+#: `\s` (ECMA-262) lacks U+0085 and has U+FEFF.
+_SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
 def openapi_document(endpoints: Sequence[Endpoint], prefix: str) -> Document:
@@ -42,6 +46,7 @@ def openapi_document(endpoints: Sequence[Endpoint], prefix: str) -> Document:
     refs, top = models_json_schema(list(dict.fromkeys(wanted)),
                                    ref_template="#/components/schemas/{model}")
     schemas: Document = top.get("$defs", {})
+    _patterns_as_matched(schemas)
 
     def ref(model: type[BaseModel], mode: JsonSchemaMode) -> Document:
         return dict(refs[(model, mode)])
@@ -74,19 +79,17 @@ def _per_platform(schemas: Document, ref: Any) -> None:
     branches: dict[str, Document] = {}
     partials: dict[str, list[Document]] = {"config": [], "credentials": []}
     for platform, provider in sorted(PROVIDERS.items()):
-        title = provider.__name__.removesuffix("Provider") + "Account"
+        title = provider.__name__.removesuffix("Provider") + "AccountCreate"
         branch: Document = {"title": title, "type": "object",
                             "properties": {"platform": {"const": platform}},
                             "required": ["platform"]}
         for key, model in (("config", provider.Config), ("credentials", provider.Credentials)):
-            model_ref = ref(model, "validation")
-            branch["properties"][key] = model_ref
-            component = schemas[_name(model_ref)]
-            if component.get("required"):
+            name = _name(ref(model, "validation"))
+            branch["properties"][key] = _ref(name)
+            if schemas[name].get("required"):
                 branch["required"].append(key)
-            partial = _partial(component)
-            schemas[partial["title"]] = partial
-            partials[key].append(_ref(partial["title"]))
+            schemas[f"{name}Patch"] = _partial(schemas[name], f"{name}Patch")
+            partials[key].append(_ref(f"{name}Patch"))
         schemas[title] = branch
         branches[platform] = _ref(title)
     create["oneOf"] = list(branches.values())
@@ -98,7 +101,7 @@ def _per_platform(schemas: Document, ref: Any) -> None:
         patch["properties"][key] = {**described, "anyOf": options}
 
 
-def _partial(component: Document) -> Document:
+def _partial(component: Document, title: str) -> Document:
     """A model's keys as a PATCH may send them: none required, no defaults (a key left out
     keeps its stored value), null only where the model does not require the key."""
     required = set(component.get("required", ()))
@@ -109,7 +112,7 @@ def _partial(component: Document) -> Document:
         properties[key] = schema if key in required or nullable else {
             "anyOf": [schema, {"type": "null"}]}
     kept = {k: v for k, v in component.items() if k not in ("required", "properties")}
-    return {**kept, "title": f"{component['title']}Patch", "properties": properties}
+    return {**kept, "title": title, "properties": properties}
 
 
 def _name(reference: Document) -> str:
@@ -119,6 +122,38 @@ def _name(reference: Document) -> str:
 
 def _ref(name: str) -> Document:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _patterns_as_matched(node: Any) -> None:
+    """Every `pattern` below `node`, spelt out where the server reads it otherwise."""
+    if isinstance(node, list):
+        for item in node:
+            _patterns_as_matched(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str):
+                node[key] = _spelt_out(value)
+            else:
+                _patterns_as_matched(value)
+
+
+def _spelt_out(pattern: str) -> str:
+    r"""`\s` as its characters (inside a class) or a class of them, and `\S` outside a class
+    as the negated class; anything else as written."""
+    parts: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        token = pattern[i:i + 2] if pattern[i] == "\\" else pattern[i]
+        i += len(token)
+        if token == r"\s":
+            token = _SPACE if in_class else f"[{_SPACE}]"
+        elif token == r"\S" and not in_class:
+            token = f"[^{_SPACE}]"
+        elif token in ("[", "]"):
+            in_class = token == "["
+        parts.append(token)
+    return "".join(parts)
 
 
 def _operation(e: Endpoint, ref: Any, schemas: Document) -> Document:

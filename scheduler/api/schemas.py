@@ -40,6 +40,7 @@ from shared.models import (
     Priority,
     Strict,
 )
+from shared.providers.registry import PROVIDERS
 
 #: Ids are ObjectId hex strings (shared.models.new_id); a cursor must look like one.
 ID_PATTERN = r"^[0-9a-f]{24}$"
@@ -76,25 +77,40 @@ def _schedule_kind(value: Any) -> str | None:
 
 
 class Documented:
-    """JSON Schema keywords beside a model's `$ref`, for a rule its validators check in code,
-    so that the document does not offer what the server refuses."""
+    """A JSON Schema for a rule a model's validators check in code, joined to the model's own
+    (`allOf`, which tools read where they ignore keywords beside a `$ref`), so that the
+    document does not offer what the server refuses."""
 
-    def __init__(self, keywords: JsonSchemaValue) -> None:
-        self.keywords = keywords
+    def __init__(self, rule: JsonSchemaValue) -> None:
+        self.rule = rule
 
     def __get_pydantic_json_schema__(self, schema: CoreSchema,
                                      handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        return {**handler(schema), **self.keywords}
+        return {"allOf": [handler(schema), self.rule]}
+
+
+def _publishable() -> JsonSchemaValue:
+    """Media and threads are refused for every account while no platform of this build
+    publishes them (`Provider.check_content`), so the document offers none until one does."""
+    none: JsonSchemaValue = {"maxItems": 0}
+    properties: JsonSchemaValue = {}
+    if not any(p.supports_media for p in PROVIDERS.values()):
+        properties = {"media": none, "thread": {"items": {"properties": {"media": none}}}}
+    if not any(p.supports_threads for p in PROVIDERS.values()):
+        properties["thread"] = none
+    return properties
 
 
 #: The characters `str.strip()` removes, as a JSON Schema (ECMA-262) character class body.
 _BLANK = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-#: Content whose text is blank needs media (`Content._not_empty`).
-ContentIn = Annotated[Content, Documented({"anyOf": [
-    {"properties": {"text": {"pattern": f"[^{_BLANK}]"}}},
+#: Content whose text is blank needs media (`Content._not_empty`). Said with `not`: generators
+#: take seconds to meet a positive pattern within the text's 100,000 characters.
+ContentIn = Annotated[Content, Documented({"properties": _publishable(), "anyOf": [
+    {"properties": {"text": {"not": {"pattern": f"^[{_BLANK}]*$"}}}},
     {"properties": {"media": {"minItems": 1}}, "required": ["media"]},
 ]})]
-#: CronSchedule's validators take what croniter and zoneinfo take: named as formats.
+#: What CronSchedule's validators take (croniter's expressions, zoneinfo's zones) has no
+#: JSON Schema, so the document names it as formats.
 CronScheduleIn = Annotated[CronSchedule, Documented({"properties": {
     "cron": {"format": "cron",
              "description": "a 5-field cron expression, e.g. '0 9 * * 1-5'"},
@@ -114,8 +130,11 @@ ScheduleIn = Annotated[
 
 
 def _whole_number(value: object) -> object:
-    """`1.0` is the integer 1 in JSON Schema, so it is one here too; `1.5` and `true` are not."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
+    """`1.0` is the integer 1 in JSON Schema, so it is one here too; `1.5` and `true` are not,
+    nor a float past 2**53, which no longer spells one integer (`1e300`)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
 
 
 def _whole_numbers(value: Any) -> Any:

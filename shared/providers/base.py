@@ -1,4 +1,6 @@
-"""The provider interface, and the error taxonomy the executor maps to decisions (DESIGN §6, §8).
+"""The provider interface, the error taxonomy the executor maps to decisions (DESIGN §6, §8),
+and what every provider does with an account: its config and credentials read through their
+models (`parsed`, `credential`, `secrets_of`, the shared field types).
 
 One provider per platform, built once per node around the node's HTTP session. A provider
 knows its platform's wire contract and nothing of Herald's store: what it must remember across
@@ -9,18 +11,33 @@ records it fenced (`Checkpoints`, `Connected`).
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
 
 import aiohttp
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from shared.models import Content, Strict
 
 Problems = list[tuple[str, str]]
+Model = TypeVar("Model", bound=BaseModel)
 #: How far ahead of `expires_at` an access token is refreshed, so no call meets it expired.
 REFRESH_AHEAD = timedelta(minutes=5)
+#: An http(s) URL with a host and an optional path, no query or fragment: where a platform's
+#: API (or its OAuth pages) is served; tests point it at an emulator.
+HTTP_BASE = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+RFC3339 = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"
+#: The credential keys of an OAuth 2.0 grant whose values are secret.
+OAUTH_TOKENS = ("access_token", "refresh_token")
+
+#: A config's `api_base`/`auth_base` field; each model adds its own description and default.
+HttpBase = Annotated[str, Field(pattern=HTTP_BASE)]
+#: The credentials' `expires_at` as `needs_refresh` reads it.
+ExpiresAt = Annotated[str | None, Field(
+    pattern=RFC3339, json_schema_extra={"format": "date-time"},
+    description="When the access token expires (RFC 3339)")]
 
 
 class ProviderError(Exception):
@@ -174,16 +191,55 @@ class TextLimit:
     unit: str = "characters"
 
 
+def text_parts(content: Content) -> list[tuple[str, str]]:
+    """(field, text) of the post and of each thread part, each checked against the limits."""
+    return [("content.text", content.text)] + [
+        (f"content.thread.{n}.text", part.text) for n, part in enumerate(content.thread)]
+
+
+def _problems(exc: ValidationError, prefix: str) -> Problems:
+    return [(".".join([prefix, *(str(p) for p in error["loc"])]), error["msg"])
+            for error in exc.errors()]
+
+
 def model_problems(model: type[BaseModel], data: dict[str, Any], prefix: str) -> Problems:
     """A pydantic model's validation errors as (field, message) pairs under `prefix`."""
     try:
         model.model_validate(data)
     except ValidationError as exc:
-        return [
-            (".".join([prefix, *(str(p) for p in error["loc"])]), error["msg"])
-            for error in exc.errors()
-        ]
+        return _problems(exc, prefix)
     return []
+
+
+def parsed(model: type[Model], data: Mapping[str, Any], platform: str, prefix: str) -> Model:
+    """An account's `config` or `credentials` (`prefix`) as its model, or Permanent naming each
+    problem: retrying cannot fix the account. Not chained, because pydantic's own text echoes
+    the input, credentials included."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{where}: {message}" for where, message in _problems(exc, prefix))
+        raise Permanent(f"{platform} account is invalid: {problems}") from None
+
+
+def credential(credentials: Mapping[str, Any], key: str, platform: str,
+               missing: str | None = None) -> str:
+    """A credential every call needs, or AuthRevoked (with `missing` as its message): only
+    connecting the account again brings it back, so the account's jobs wait for that."""
+    value = credentials.get(key)
+    if not isinstance(value, str) or not value:
+        raise AuthRevoked(missing or f"{platform}: the account has no {key}; connect it again")
+    return value
+
+
+def secrets_of(credentials: Mapping[str, Any], app: OAuthApp | None = None,
+               keys: Iterable[str] = OAUTH_TOKENS) -> list[str]:
+    """The secret values among the credentials' `keys`, and the app's client secret: what a
+    platform may echo back, so every call and error message is scrubbed of them."""
+    values = [credentials.get(key) for key in keys]
+    if app is not None:
+        values.append(app.client_secret)
+    return [value for value in values if isinstance(value, str) and value]
 
 
 class Provider(abc.ABC):
@@ -274,9 +330,7 @@ class Provider(abc.ABC):
         is created or edited, never first at publish time."""
         problems: Problems = []
         limit = await self.text_limit(config)
-        parts = [("content.text", content.text)] + [
-            (f"content.thread.{n}.text", part.text) for n, part in enumerate(content.thread)]
-        for where, text in parts:
+        for where, text in text_parts(content):
             length = self.measure(text)
             if length > limit.maximum:
                 problems.append((where, f"{self.platform}: {length} {limit.unit}, "

@@ -17,7 +17,6 @@ AuthExpired.
 from __future__ import annotations
 
 import re
-import warnings
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -25,10 +24,12 @@ from pydantic import Field
 
 from shared.models import Content, Strict
 from shared.providers.base import (
+    HTTP_BASE,
     AuthExpired,
     AuthRevoked,
     Budget,
     Connected,
+    HttpBase,
     OAuthApp,
     Permanent,
     Problems,
@@ -38,21 +39,21 @@ from shared.providers.base import (
     RateLimited,
     TextLimit,
     Transient,
+    credential,
+    secrets_of,
+    text_parts,
 )
-from shared.providers.text import graphemes
+from shared.providers.text import graphemes, urls
 from shared.providers.wire import (
     Answer,
     answer_error,
     at_epoch,
+    bearer,
     call,
     parse_retry_after,
+    retry_later,
     rfc3339_utc,
 )
-
-with warnings.catch_warnings():
-    # twitter-text-parser reads its emoji table through pkg_resources, which warns on import.
-    warnings.simplefilter("ignore")
-    from twitter_text import extract_urls_with_indices
 
 DEFAULT_API_BASE = "https://bsky.social"
 APP_URL = "https://bsky.app"
@@ -66,13 +67,12 @@ OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 #: Answers that mean the access JWT is not accepted; a new session may fix them.
 SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthMissing",
                             "AuthenticationRequired"})
-
-URL_BASE = r"^https?://[^/?#\s]+(/[^?#\s]*)?$"
+#: What `call` and the error messages are scrubbed of.
+SECRET_KEYS = ("app_password", "access_jwt", "refresh_jwt")
 
 
 class BlueskyConfig(Strict):
-    api_base: Annotated[str, Field(
-        pattern=URL_BASE,
+    api_base: Annotated[HttpBase, Field(
         description="the account's PDS or entryway (XRPC under /xrpc)")] = DEFAULT_API_BASE
     did: Annotated[str, Field(
         pattern=r"^did:[a-z]+:[a-zA-Z0-9._:%-]+$",
@@ -133,9 +133,7 @@ def link_facets(text: str) -> list[dict[str, Any]]:
     """`app.bsky.richtext.facet#link` facets for the URLs in text (twitter-text's extractor,
     which checks top-level domains), indexed in UTF-8 bytes as the lexicon requires."""
     facets = []
-    for found in extract_urls_with_indices(text):
-        start, end = found["indices"]
-        url = str(found["url"])
+    for start, end, url in urls(text):
         uri = url if re.match(r"^https?://", url, re.IGNORECASE) else f"https://{url}"
         facets.append({
             "index": {"byteStart": len(text[:start].encode("utf-8")),
@@ -159,18 +157,13 @@ def post_record(text: str, created_at: datetime, langs: list[str] | None = None
 
 def _base(config: dict[str, Any]) -> str:
     value = config.get("api_base") or DEFAULT_API_BASE
-    if not isinstance(value, str) or not re.match(URL_BASE, value):
+    if not isinstance(value, str) or not re.match(HTTP_BASE, value):
         raise Permanent("bluesky: config.api_base must be an http(s) URL")
     return value.rstrip("/")
 
 
 def _xrpc(config: dict[str, Any], method: str) -> str:
     return f"{_base(config)}/xrpc/{method}"
-
-
-def _secrets(credentials: dict[str, Any]) -> list[str]:
-    return [str(credentials[key]) for key in ("app_password", "access_jwt", "refresh_jwt")
-            if credentials.get(key)]
 
 
 def _error_name(answer: Answer) -> str:
@@ -184,7 +177,7 @@ def _rate_limited(answer: Answer, message: str) -> RateLimited:
     now = datetime.now(UTC)
     retry_at = at_epoch(answer.headers.get("RateLimit-Reset"), now) or parse_retry_after(
         answer.headers.get("Retry-After"), now)
-    return RateLimited(f"{message}; retry at {rfc3339_utc(retry_at)}", retry_at, scope="account")
+    return retry_later(message, retry_at, scope="account")
 
 
 def _error(answer: Answer, secrets: list[str]) -> Exception:
@@ -245,17 +238,17 @@ class BlueskyProvider(Provider):
 
     async def _create_session(self, config: dict[str, Any], credentials: dict[str, Any]
                               ) -> tuple[dict[str, str], str | None]:
-        identifier, password = credentials.get("identifier"), credentials.get("app_password")
-        if not isinstance(identifier, str) or not isinstance(password, str):
-            raise AuthRevoked("bluesky: the account has no identifier and app password")
+        identifier = credential(credentials, "identifier", "bluesky")
+        password = credential(credentials, "app_password", "bluesky")
+        secrets = secrets_of(credentials, keys=SECRET_KEYS)
         answer = await call(
             self.session, "POST", _xrpc(config, "com.atproto.server.createSession"),
-            platform="bluesky", secrets=_secrets(credentials),
+            platform="bluesky", secrets=secrets,
             json={"identifier": identifier, "password": password},
         )
         if answer.ok:
             return _session(answer)
-        message = answer_error("bluesky", answer, _secrets(credentials))
+        message = answer_error("bluesky", answer, secrets)
         if answer.status == 429:
             raise _rate_limited(answer, message)
         if answer.status >= 500:
@@ -276,14 +269,14 @@ class BlueskyProvider(Provider):
         that JWT (expired, revoked, rotated away), a new session from the app password."""
         refresh_jwt = credentials.get("refresh_jwt")
         if isinstance(refresh_jwt, str) and refresh_jwt:
+            secrets = secrets_of(credentials, keys=SECRET_KEYS)
             answer = await call(
                 self.session, "POST", _xrpc(config, "com.atproto.server.refreshSession"),
-                platform="bluesky", secrets=_secrets(credentials),
-                headers={"Authorization": f"Bearer {refresh_jwt}"},
+                platform="bluesky", secrets=secrets, headers=bearer(refresh_jwt),
             )
             if answer.ok:
                 return {**credentials, **_session(answer)[0]}
-            message = answer_error("bluesky", answer, _secrets(credentials))
+            message = answer_error("bluesky", answer, secrets)
             if answer.status == 429:
                 raise _rate_limited(answer, message)
             if answer.status >= 500:
@@ -302,9 +295,7 @@ class BlueskyProvider(Provider):
         """Graphemes as the base check counts them, and the lexicon's byte cap, which a text
         of long emoji sequences meets first."""
         problems = await super().check_content(content, config)
-        parts = [("content.text", content.text)] + [
-            (f"content.thread.{n}.text", part.text) for n, part in enumerate(content.thread)]
-        for where, text in parts:
+        for where, text in text_parts(content):
             size = len(text.encode("utf-8"))
             if size > MAX_TEXT_BYTES:
                 problems.append((where, f"bluesky: {size} bytes, at most {MAX_TEXT_BYTES}"))
@@ -320,14 +311,14 @@ class BlueskyProvider(Provider):
         if not isinstance(token, str) or not token:
             raise AuthExpired("bluesky: no session yet")
         repo, rkey = _repo(request), record_key(request.job_id)
-        secrets = _secrets(request.credentials)
+        secrets = secrets_of(request.credentials, keys=SECRET_KEYS)
         langs = request.config.get("langs")
         record = post_record(request.content.text, datetime.now(UTC),
                              langs if isinstance(langs, list) else None)
         answer = await call(
             self.session, "POST", _xrpc(request.config, "com.atproto.repo.createRecord"),
             platform="bluesky", secrets=secrets,
-            headers={"Authorization": f"Bearer {token}"},
+            headers=bearer(token),
             json={"repo": repo, "collection": COLLECTION, "rkey": rkey, "record": record},
         )
         if answer.ok:
@@ -363,4 +354,4 @@ class BlueskyProvider(Provider):
     async def lookup(self, request: PublishRequest, since: datetime) -> Published | None:
         """The job's post under its record key, whenever it was made."""
         return await self._get_post(request.config, _repo(request), record_key(request.job_id),
-                                    _secrets(request.credentials))
+                                    secrets_of(request.credentials, keys=SECRET_KEYS))

@@ -27,6 +27,7 @@ from shared.providers.base import (
     RateLimited,
     TextLimit,
     Transient,
+    parsed,
 )
 from shared.providers.wire import (
     Answer,
@@ -34,7 +35,7 @@ from shared.providers.wire import (
     answer_error,
     call,
     parse_retry_after,
-    rfc3339_utc,
+    retry_later,
 )
 
 #: `https://discord.com/api/webhooks/<id>/<token>`, also discordapp.com and `/api/v10/...`; any
@@ -134,8 +135,7 @@ def rate_limited(answer: Answer, secrets: list[str], now: datetime) -> RateLimit
         scope = "account"
     else:
         scope = "request"
-    message = f"{answer_error('discord', answer, secrets)} (retry at {rfc3339_utc(retry_at)})"
-    return RateLimited(message, retry_at, scope=scope)
+    return retry_later(answer_error("discord", answer, secrets), retry_at, scope)
 
 
 def refusal(answer: Answer, secrets: list[str]) -> Exception:
@@ -171,21 +171,15 @@ class DiscordProvider(Provider):
     async def text_limit(self, config: dict[str, Any]) -> TextLimit:
         return TextLimit(MAX_CONTENT, "characters")
 
-    def measure(self, text: str) -> int:
-        return len(text)
-
     def _account(self, request: PublishRequest) -> tuple[Webhook, DiscordConfig]:
-        problems = self.validate_account(request.config, request.credentials)
-        if problems:
-            raise Permanent("discord account is invalid: "
-                            + "; ".join(f"{f}: {m}" for f, m in problems))
-        url: str = request.credentials["webhook_url"]
+        config = parsed(DiscordConfig, request.config, "discord", "config")
+        url = parsed(DiscordCredentials, request.credentials, "discord",
+                     "credentials").webhook_url
         match = _WEBHOOK_PATH.search(urlsplit(url).path)
         if match is None:
             raise Permanent("discord account is invalid: credentials.webhook_url has no "
                             "/webhooks/<id>/<token>")
-        return Webhook(url, match["id"], match["token"]), DiscordConfig.model_validate(
-            request.config)
+        return Webhook(url, match["id"], match["token"]), config
 
     async def publish(self, request: PublishRequest) -> Published:
         """One Execute Webhook call with `wait=true`, so Discord answers with the message

@@ -21,13 +21,14 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from multidict import CIMultiDictProxy
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from shared.models import Strict
 from shared.providers.base import (
     AuthRevoked,
     Budget,
     Connected,
+    HttpBase,
     OAuthApp,
     Permanent,
     Provider,
@@ -37,6 +38,7 @@ from shared.providers.base import (
     RateLimited,
     TextLimit,
     Transient,
+    parsed,
 )
 from shared.providers.text import utf16_units
 from shared.providers.wire import (
@@ -45,7 +47,9 @@ from shared.providers.wire import (
     answer_error,
     call,
     excerpt,
+    retry_later,
     rfc3339_utc,
+    utc,
 )
 
 DEFAULT_API_BASE = "https://graph.facebook.com"
@@ -86,8 +90,6 @@ LOOKUP_SLACK_SECONDS = 60
 ACCOUNT_PAGES = 10
 PAGE_SIZE = "100"
 
-HttpBase = Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
-
 
 class GraphEndpoints(Strict):
     """Where Graph and the Login dialog are; all a connect request needs before the Page is
@@ -116,26 +118,16 @@ class FacebookCredentials(Strict):
                                   "from a long-lived user token)")]
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-
-
 def _account(request: PublishRequest) -> tuple[FacebookConfig, str]:
-    try:
-        config = FacebookConfig.model_validate(request.config)
-        credentials = FacebookCredentials.model_validate(request.credentials)
-    except ValidationError as exc:
-        # Not chained: the ValidationError's own text echoes the input, credentials included.
-        raise Permanent(f"facebook account is invalid: {_problems(exc)}") from None
+    config = parsed(FacebookConfig, request.config, "facebook", "config")
+    credentials = parsed(FacebookCredentials, request.credentials, "facebook", "credentials")
     return config, credentials.page_access_token
 
 
 def _endpoints(config: dict[str, Any]) -> GraphEndpoints:
-    try:
-        return GraphEndpoints.model_validate(
-            {k: v for k, v in config.items() if k != "page_id"})
-    except ValidationError as exc:
-        raise Permanent(f"facebook config is invalid: {_problems(exc)}") from exc
+    """Graph's endpoints before the Page is known (connecting may leave `page_id` out)."""
+    return parsed(GraphEndpoints, {k: v for k, v in config.items() if k != "page_id"},
+                  "facebook", "config")
 
 
 def _graph_url(endpoints: GraphEndpoints, path: str) -> str:
@@ -198,8 +190,7 @@ def describe(answer: Answer, secrets: Sequence[str]) -> str:
 def _throttled(answer: Answer, message: str, scope: Literal["request", "account", "app"],
                now: datetime) -> RateLimited:
     minutes = regain_minutes(answer.headers) or DEFAULT_REGAIN_MINUTES
-    retry_at = after_seconds(minutes * 60, now)
-    return RateLimited(f"{message} (retry at {rfc3339_utc(retry_at)})", retry_at, scope=scope)
+    return retry_later(message, after_seconds(minutes * 60, now), scope)
 
 
 def graph_failure(answer: Answer, secrets: Sequence[str], now: datetime) -> ProviderError:
@@ -402,8 +393,7 @@ class FacebookProvider(Provider):
         """The Page's published post with this message (`same_message`), created at or after
         `since` (less LOOKUP_SLACK_SECONDS)."""
         config, token = _account(request)
-        aware = since if since.tzinfo else since.replace(tzinfo=UTC)
-        start = int(aware.timestamp()) - LOOKUP_SLACK_SECONDS
+        start = int(utc(since).timestamp()) - LOOKUP_SLACK_SECONDS
         params = {"since": str(start), "fields": "id,message,created_time,permalink_url",
                   "limit": PAGE_SIZE, "access_token": token}
         for _ in range(LOOKUP_PAGES):

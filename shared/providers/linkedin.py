@@ -15,7 +15,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from shared.models import Strict
 from shared.providers.base import (
@@ -23,6 +23,8 @@ from shared.providers.base import (
     AuthRevoked,
     Budget,
     Connected,
+    ExpiresAt,
+    HttpBase,
     OAuthApp,
     OutcomeUnknown,
     Permanent,
@@ -33,14 +35,21 @@ from shared.providers.base import (
     RateLimited,
     TextLimit,
     Transient,
+    credential,
+    parsed,
+    secrets_of,
 )
 from shared.providers.text import utf16_units
 from shared.providers.wire import (
     Answer,
     answer_error,
+    bearer,
     call,
+    oauth_credentials,
     parse_retry_after,
+    retry_later,
     rfc3339_utc,
+    utc,
 )
 
 DEFAULT_API_BASE = "https://api.linkedin.com"
@@ -54,8 +63,6 @@ MEMBER_SCOPES = "openid profile w_member_social"
 ORGANIZATION_SCOPES = "w_organization_social r_organization_social"
 MAX_COMMENTARY = 3000
 POST_URL = "https://www.linkedin.com/feed/update/{urn}/"
-HTTP_URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
-RFC3339 = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"
 AUTHOR_URN = r"^urn:li:(person|organization):[A-Za-z0-9_\-]+$"
 #: The characters the little text format reserves; each is written as `\<char>`.
 RESERVED = frozenset("\\|{}@[]()<>#*_~")
@@ -72,11 +79,11 @@ LOOKUP_PAGES = 4
 
 
 class LinkedInConfig(Strict):
-    api_base: Annotated[str, Field(
-        pattern=HTTP_URL, max_length=300,
+    api_base: Annotated[HttpBase, Field(
+        max_length=300,
         description="LinkedIn API base URL (`/rest/posts`, `/v2/userinfo`)")] = DEFAULT_API_BASE
-    auth_base: Annotated[str, Field(
-        pattern=HTTP_URL, max_length=300,
+    auth_base: Annotated[HttpBase, Field(
+        max_length=300,
         description="Where LinkedIn's OAuth pages are served (`/oauth/v2/authorization`, "
                     "`/oauth/v2/accessToken`)")] = DEFAULT_AUTH_BASE
     author_urn: Annotated[str | None, Field(
@@ -97,9 +104,7 @@ class LinkedInCredentials(Strict):
         min_length=1, max_length=4096,
         description="Refresh token, issued only to approved partners; it keeps the "
                     "expiry of the first grant (365 days)")] = None
-    expires_at: Annotated[str | None, Field(
-        pattern=RFC3339, json_schema_extra={"format": "date-time"},
-        description="When the access token expires (RFC 3339)")] = None
+    expires_at: ExpiresAt = None
 
 
 def escape_little_text(text: str) -> str:
@@ -107,29 +112,8 @@ def escape_little_text(text: str) -> str:
     return "".join("\\" + c if c in RESERVED else c for c in text)
 
 
-def _config(config: dict[str, Any]) -> LinkedInConfig:
-    try:
-        return LinkedInConfig.model_validate(config)
-    except ValidationError as exc:
-        raise Permanent(f"linkedin account config is invalid: {exc.errors()[0]['msg']}") from exc
-
-
-def _token(credentials: dict[str, Any]) -> str:
-    token = credentials.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise AuthRevoked("linkedin account has no access token")
-    return token
-
-
-def _secrets(credentials: dict[str, Any], app: OAuthApp | None = None) -> list[str]:
-    values = [credentials.get("access_token"), credentials.get("refresh_token")]
-    if app is not None:
-        values.append(app.client_secret)
-    return [v for v in values if isinstance(v, str) and v]
-
-
 def _headers(token: str, config: LinkedInConfig) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", "LinkedIn-Version": config.api_version,
+    return {**bearer(token), "LinkedIn-Version": config.api_version,
             "X-Restli-Protocol-Version": "2.0.0"}
 
 
@@ -151,7 +135,7 @@ def rate_limited(answer: Answer, now: datetime) -> RateLimited:
         return RateLimited(f"linkedin: the {who.lower()} daily limit is spent until "
                            f"{rfc3339_utc(at)}", at, scope=scope)
     at = parse_retry_after(answer.headers.get("Retry-After"), now)
-    return RateLimited(f"linkedin answered 429, retry at {rfc3339_utc(at)}", at)
+    return retry_later("linkedin answered 429", at)
 
 
 def api_error(answer: Answer, secrets: list[str], *, refreshable: bool) -> ProviderError:
@@ -184,11 +168,6 @@ def duplicate_of(answer: Answer) -> str | None:
     if "DUPLICATE_POST" not in codes and match is None:
         return None
     return match["urn"] if match else ""
-
-
-def _utc(value: datetime) -> datetime:
-    """MongoDB hands dates back naive, in UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _published(urn: str | None) -> Published:
@@ -224,46 +203,47 @@ class LinkedInProvider(Provider):
     async def connect(self, config: dict[str, Any], credentials: dict[str, Any]) -> Connected:
         """A token sent directly still needs an author: the member it belongs to, unless the
         config names one (an organization)."""
-        if _config(config).author_urn:
+        linked = parsed(LinkedInConfig, config, "linkedin", "config")
+        if linked.author_urn:
             return Connected(credentials=credentials)
-        urn = await self._member_urn(_config(config), _token(credentials),
-                                     _secrets(credentials))
+        urn = await self._member_urn(linked, credential(credentials, "access_token", "linkedin"),
+                                     secrets_of(credentials))
         return Connected(credentials=credentials, config={"author_urn": urn})
 
     def authorization_url(self, config: dict[str, Any], app: OAuthApp, redirect_uri: str,
                           state: str, code_challenge: str) -> str:
         """LinkedIn's web flow has no PKCE (the client secret authenticates the exchange), so
         `code_challenge` is not sent."""
-        parsed = _config(config)
-        organization = (parsed.author_urn or "").startswith("urn:li:organization:")
+        linked = parsed(LinkedInConfig, config, "linkedin", "config")
+        organization = (linked.author_urn or "").startswith("urn:li:organization:")
         params = {"response_type": "code", "client_id": app.client_id,
                   "redirect_uri": redirect_uri, "state": state,
                   "scope": ORGANIZATION_SCOPES if organization else MEMBER_SCOPES}
-        return (f"{parsed.auth_base.rstrip('/')}/oauth/v2/authorization?"
+        return (f"{linked.auth_base.rstrip('/')}/oauth/v2/authorization?"
                 f"{urlencode(params, quote_via=quote)}")
 
     async def exchange_code(self, config: dict[str, Any], app: OAuthApp, redirect_uri: str,
                             code: str, code_verifier: str) -> Connected:
-        parsed = _config(config)
+        linked = parsed(LinkedInConfig, config, "linkedin", "config")
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
-        answer = await self._token_call(parsed, app, form, [code])
+        answer = await self._token_call(linked, app, form, [code])
         if not answer.ok:
-            secrets = [*_secrets({}, app), code]
+            secrets = [*secrets_of({}, app), code]
             if answer.status == 429 or answer.status >= 500:
                 raise api_error(answer, secrets, refreshable=False)
             raise Permanent(answer_error("linkedin", answer, secrets))
-        credentials = self._credentials(answer, {})
-        if parsed.author_urn:
+        credentials = oauth_credentials("linkedin", answer, {})
+        if linked.author_urn:
             return Connected(credentials=credentials)
-        urn = await self._member_urn(parsed, credentials["access_token"],
-                                     _secrets(credentials, app))
+        urn = await self._member_urn(linked, credentials["access_token"],
+                                     secrets_of(credentials, app))
         return Connected(credentials=credentials, config={"author_urn": urn})
 
     async def _member_urn(self, config: LinkedInConfig, token: str, secrets: list[str]) -> str:
         """`urn:li:person:<sub>` of the token's member, from the OpenID Connect userinfo."""
         answer = await call(self.session, "GET", f"{config.api_base.rstrip('/')}/v2/userinfo",
                             platform="linkedin", secrets=secrets,
-                            headers={"Authorization": f"Bearer {token}"})
+                            headers=bearer(token))
         if answer.status == 429 or answer.status >= 500:
             raise api_error(answer, secrets, refreshable=False)
         sub = answer.object().get("sub") if answer.ok else None
@@ -276,19 +256,18 @@ class LinkedInProvider(Provider):
                       app: OAuthApp | None) -> dict[str, Any]:
         """LinkedIn keeps the refresh token (its lifetime runs from the first grant); the
         access token is new, for another 60 days."""
-        refresh_token = credentials.get("refresh_token")
-        if not isinstance(refresh_token, str) or not refresh_token:
-            raise AuthRevoked("linkedin: no refresh token (LinkedIn issues them to approved "
-                              "partners only); reconnect the account")
+        refresh_token = credential(credentials, "refresh_token", "linkedin",
+                                   "linkedin: no refresh token (LinkedIn issues them to "
+                                   "approved partners only); reconnect the account")
         if app is None:
             raise Permanent("linkedin: no OAuth client is configured "
                             "(HERALD_LINKEDIN_CLIENT_ID) to refresh with")
-        secrets = _secrets(credentials, app)
+        secrets = secrets_of(credentials, app)
         answer = await self._token_call(
-            _config(config), app, {"grant_type": "refresh_token", "refresh_token": refresh_token},
-            secrets)
+            parsed(LinkedInConfig, config, "linkedin", "config"), app,
+            {"grant_type": "refresh_token", "refresh_token": refresh_token}, secrets)
         if answer.ok:
-            return self._credentials(answer, credentials)
+            return oauth_credentials("linkedin", answer, credentials)
         message = answer_error("linkedin", answer, secrets)
         if answer.status == 429 or answer.status >= 500:
             raise api_error(answer, secrets, refreshable=False)
@@ -302,29 +281,14 @@ class LinkedInProvider(Provider):
         body = {**form, "client_id": app.client_id, "client_secret": app.client_secret or ""}
         return await call(
             self.session, "POST", f"{config.auth_base.rstrip('/')}/oauth/v2/accessToken",
-            platform="linkedin", secrets=[*secrets, *_secrets({}, app)], data=body)
-
-    @staticmethod
-    def _credentials(answer: Answer, old: dict[str, Any]) -> dict[str, Any]:
-        document = answer.object()
-        access_token = document.get("access_token")
-        if not isinstance(access_token, str) or not access_token:
-            raise Transient("linkedin: the token endpoint answered without an access_token")
-        new = {**old, "access_token": access_token}
-        refresh_token = document.get("refresh_token")
-        if isinstance(refresh_token, str) and refresh_token:
-            new["refresh_token"] = refresh_token
-        expires_in = document.get("expires_in")
-        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
-            new["expires_at"] = rfc3339_utc(datetime.now(UTC) + timedelta(seconds=expires_in))
-        return new
+            platform="linkedin", secrets=[*secrets, *secrets_of({}, app)], data=body)
 
     # --- publishing -------------------------------------------------------------------------
 
     async def publish(self, request: PublishRequest) -> Published:
         """One `POST /rest/posts`; media later adds upload calls before it, each saved in
         `request.checkpoints` before the next."""
-        config = _config(request.config)
+        config = parsed(LinkedInConfig, request.config, "linkedin", "config")
         if not config.author_urn:
             raise Permanent("linkedin: config.author_urn is not set; reconnect the account")
         body = {
@@ -340,8 +304,8 @@ class LinkedInProvider(Provider):
 
     async def _create(self, request: PublishRequest, config: LinkedInConfig,
                       body: dict[str, Any]) -> Published:
-        token = _token(request.credentials)
-        secrets = _secrets(request.credentials)
+        token = credential(request.credentials, "access_token", "linkedin")
+        secrets = secrets_of(request.credentials)
         answer = await call(
             self.session, "POST", f"{config.api_base.rstrip('/')}/rest/posts",
             platform="linkedin", secrets=secrets, json=body, headers=_headers(token, config))
@@ -358,7 +322,7 @@ class LinkedInProvider(Provider):
         text: a recurring post repeating yesterday's text must not count as published."""
         refused = answer_error("linkedin", answer, secrets)
         try:
-            found = await self.lookup(request, _utc(request.scheduled_for) - LOOKUP_SLACK)
+            found = await self.lookup(request, utc(request.scheduled_for) - LOOKUP_SLACK)
         except Permanent as exc:
             raise Permanent(f"{refused}; whether {earlier or 'that post'} is this job's could "
                             f"not be checked: {exc}") from exc
@@ -386,13 +350,13 @@ class LinkedInProvider(Provider):
     async def lookup(self, request: PublishRequest, since: datetime) -> Published | None:
         """The oldest post of the author made since `since` (less CLOCK_SKEW) with this job's
         commentary, from the author's posts newest first (`GET /rest/posts?q=author`)."""
-        config = _config(request.config)
+        config = parsed(LinkedInConfig, request.config, "linkedin", "config")
         if not config.author_urn:
             raise Permanent("linkedin: config.author_urn is not set; reconnect the account")
-        token = _token(request.credentials)
-        secrets = _secrets(request.credentials)
+        token = credential(request.credentials, "access_token", "linkedin")
+        secrets = secrets_of(request.credentials)
         wanted = escape_little_text(request.content.text)
-        since_ms = int((_utc(since) - CLOCK_SKEW).timestamp() * 1000)
+        since_ms = int((utc(since) - CLOCK_SKEW).timestamp() * 1000)
         found: Published | None = None
         for page in range(LOOKUP_PAGES):
             answer = await self._find_by_author(config, token, secrets, page * LOOKUP_PAGE)

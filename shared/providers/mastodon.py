@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import time
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -28,33 +27,34 @@ from pydantic import Field
 
 from shared.models import Content, Strict
 from shared.providers.base import (
+    HTTP_BASE,
     AuthRevoked,
     Budget,
     Connected,
+    HttpBase,
     OAuthApp,
     Permanent,
     Problems,
     Provider,
     Published,
     PublishRequest,
-    RateLimited,
     TextLimit,
     Transient,
+    credential,
+    text_parts,
 )
-from shared.providers.text import graphemes
+from shared.providers.text import graphemes, urls
 from shared.providers.wire import (
     Answer,
     after_seconds,
     answer_error,
+    bearer,
     call,
     parse_retry_after,
+    retry_later,
     rfc3339_utc,
+    utc,
 )
-
-with warnings.catch_warnings():
-    # twitter-text-parser reads its emoji table through pkg_resources, which warns on import.
-    warnings.simplefilter("ignore")
-    from twitter_text import extract_urls_with_indices
 
 #: What Herald asks for: posting now, media in the next issue (so accounts need not reconnect
 #: then), and the two reads `lookup` makes.
@@ -73,18 +73,15 @@ LOOKUP_PAGE_SIZE = 40
 #: Tolerance for the instance's clock being behind ours.
 LOOKUP_SLACK = timedelta(minutes=1)
 
-URL_BASE = r"^https?://[^/?#\s]+(/[^?#\s]*)?$"
 #: Mastodon's `Account::MENTION_RE`: a remote mention `@user@domain` counts as `@user`.
 _REMOTE_MENTION = re.compile(r"(?<![=/\w])@(\w+(?:[.-]+\w+)*)@\w+(?:[.-]+\w+)*")
 
 
 class MastodonConfig(Strict):
-    api_base: Annotated[str, Field(
-        pattern=URL_BASE,
+    api_base: Annotated[HttpBase, Field(
         description="the instance's base URL, e.g. https://mastodon.social (required: Mastodon "
                     "has no central host)")]
-    auth_base: Annotated[str, Field(
-        pattern=URL_BASE,
+    auth_base: Annotated[HttpBase, Field(
         description="where the instance serves /oauth/authorize and /oauth/token; defaults "
                     "to api_base")] | None = None
     visibility: Annotated[Literal["public", "unlisted", "private", "direct"], Field(
@@ -109,9 +106,8 @@ def count_characters(text: str, url_characters: int = DEFAULT_URL_CHARACTERS) ->
     URL with a scheme as `url_characters`, and a remote mention `@user@domain` as `@user`."""
     parts: list[str] = []
     at = 0
-    for found in extract_urls_with_indices(text):
-        start, end = found["indices"]
-        if not str(found["url"]).lower().startswith(("http://", "https://")):
+    for start, end, url in urls(text):
+        if not url.lower().startswith(("http://", "https://")):
             continue  # Mastodon extracts URLs without a scheme as plain text
         parts.append(_REMOTE_MENTION.sub(r"@\1", text[at:start]))
         parts.append("x" * url_characters)
@@ -122,20 +118,9 @@ def count_characters(text: str, url_characters: int = DEFAULT_URL_CHARACTERS) ->
 
 def _base(config: dict[str, Any], key: str = "api_base") -> str:
     value = config.get(key) or (config.get("api_base") if key == "auth_base" else None)
-    if not isinstance(value, str) or not re.match(URL_BASE, value):
+    if not isinstance(value, str) or not re.match(HTTP_BASE, value):
         raise Permanent(f"mastodon: config.{key} must be the instance's http(s) URL")
     return value.rstrip("/")
-
-
-def _token(credentials: dict[str, Any]) -> str:
-    token = credentials.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise AuthRevoked("mastodon: the account has no access token; connect it again")
-    return token
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _reset_at(value: str | None, now: datetime) -> datetime:
@@ -156,8 +141,7 @@ def _error(answer: Answer, secrets: list[str], *, revoked_on_401: bool = True) -
     message = answer_error("mastodon", answer, secrets)
     if answer.status == 429:
         retry_at = _reset_at(answer.headers.get("X-RateLimit-Reset"), datetime.now(UTC))
-        return RateLimited(f"{message}; retry at {rfc3339_utc(retry_at)}", retry_at,
-                           scope="account")
+        return retry_later(message, retry_at, scope="account")
     if answer.status >= 500:
         return Transient(message)
     if answer.status == 401 and revoked_on_401:
@@ -180,11 +164,6 @@ def _created_at(status: dict[str, Any]) -> datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-def _text_parts(content: Content) -> list[tuple[str, str]]:
-    return [("content.text", content.text)] + [
-        (f"content.thread.{n}.text", part.text) for n, part in enumerate(content.thread)]
 
 
 class MastodonProvider(Provider):
@@ -293,7 +272,7 @@ class MastodonProvider(Provider):
         `characters_reserved_per_url`, which `measure` (no config) cannot know."""
         limits = await self._limits(config)
         problems: Problems = []
-        for where, text in _text_parts(content):
+        for where, text in text_parts(content):
             length = count_characters(text, limits.url_characters)
             if length > limits.max_characters:
                 problems.append((where, f"mastodon: {length} characters, "
@@ -309,14 +288,15 @@ class MastodonProvider(Provider):
     async def publish(self, request: PublishRequest) -> Published:
         """One `POST /api/v1/statuses` (form data, as documented). A lost answer is Transient:
         the retry carries the same Idempotency-Key and gets the first status back."""
-        base, token = _base(request.config), _token(request.credentials)
+        base = _base(request.config)
+        token = credential(request.credentials, "access_token", "mastodon")
         form = {"status": request.content.text}
         if request.config.get("visibility"):
             form["visibility"] = str(request.config["visibility"])
         answer = await call(
             self.session, "POST", f"{base}/api/v1/statuses", platform="mastodon",
             secrets=[token], data=form,
-            headers={**_auth(token), "Idempotency-Key": request.idempotency_key},
+            headers={**bearer(token), "Idempotency-Key": request.idempotency_key},
         )
         if not answer.ok:
             raise _error(answer, [token])
@@ -324,7 +304,7 @@ class MastodonProvider(Provider):
 
     async def _get(self, url: str, token: str, params: dict[str, str] | None = None) -> Any:
         answer = await call(self.session, "GET", url, platform="mastodon", secrets=[token],
-                            headers=_auth(token), params=params or {})
+                            headers=bearer(token), params=params or {})
         if not answer.ok:
             raise _error(answer, [token])
         return answer.json()
@@ -333,8 +313,9 @@ class MastodonProvider(Provider):
         """The account's status made for this job at or after `since`: its own statuses,
         newest first, back to `since`, each whose app is Herald (when shown) compared by
         source text. Transient when more statuses were made since than it reads."""
-        base, token = _base(request.config), _token(request.credentials)
-        cutoff = (since if since.tzinfo else since.replace(tzinfo=UTC)) - LOOKUP_SLACK
+        base = _base(request.config)
+        token = credential(request.credentials, "access_token", "mastodon")
+        cutoff = utc(since) - LOOKUP_SLACK
         me = await self._get(f"{base}/api/v1/accounts/verify_credentials", token)
         if not isinstance(me, dict) or not isinstance(me.get("id"), str | int):
             raise Transient("mastodon: verify_credentials answered without an account id")

@@ -23,11 +23,11 @@ from shared.providers.base import (
     Provider,
     Published,
     PublishRequest,
-    RateLimited,
     TextLimit,
     Transient,
+    parsed,
 )
-from shared.providers.wire import answer_error, call, parse_retry_after, rfc3339_utc
+from shared.providers.wire import answer_error, call, parse_retry_after, retry_later
 
 #: `https://hooks.slack.com/services/T.../B.../<secret>`; any http(s) host is taken so that
 #: tests and Slack-compatible servers can stand in.
@@ -86,11 +86,8 @@ class SlackProvider(Provider):
         return len(escape(text))
 
     async def publish(self, request: PublishRequest) -> Published:
-        problems = self.validate_account(request.config, request.credentials)
-        if problems:
-            raise Permanent("slack account is invalid: "
-                            + "; ".join(f"{f}: {m}" for f, m in problems))
-        url: str = request.credentials["webhook_url"]
+        parsed(SlackConfig, request.config, "slack", "config")  # takes nothing; refuses extras
+        url = parsed(SlackCredentials, request.credentials, "slack", "credentials").webhook_url
         hidden = webhook_secrets(url)
         answer = await call(self.session, "POST", url, platform="slack", secrets=hidden,
                             json={"text": escape(request.content.text)})
@@ -99,8 +96,7 @@ class SlackProvider(Provider):
         message = answer_error("slack", answer, hidden)
         if answer.status == 429:
             retry_at = parse_retry_after(answer.headers.get("Retry-After"), datetime.now(UTC))
-            raise RateLimited(f"{message} (retry at {rfc3339_utc(retry_at)})", retry_at,
-                              scope="account")
+            raise retry_later(message, retry_at, scope="account")
         if answer.status >= 500:
             raise Transient(message)
         code = answer.body.decode("utf-8", errors="replace").strip()

@@ -13,20 +13,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from shared.models import Strict
 from shared.providers.base import (
     AuthRevoked,
     Budget,
+    HttpBase,
     Permanent,
     Provider,
     ProviderError,
     Published,
     PublishRequest,
-    RateLimited,
     TextLimit,
     Transient,
+    parsed,
 )
 from shared.providers.text import utf16_units
 from shared.providers.wire import (
@@ -35,7 +36,7 @@ from shared.providers.wire import (
     answer_error,
     call,
     parse_retry_after,
-    rfc3339_utc,
+    retry_later,
 )
 
 DEFAULT_API_BASE = "https://api.telegram.org"
@@ -48,13 +49,13 @@ LINKABLE_CHATS = frozenset({"channel", "supergroup"})
 
 class TelegramConfig(Strict):
     chat_id: Annotated[
-        Annotated[int, Field(strict=True)]
+        # The Bot API: chat ids have at most 52 significant bits.
+        Annotated[int, Field(strict=True, ge=-(2**52), le=2**52)]
         | Annotated[str, Field(pattern=r"^@[A-Za-z][A-Za-z0-9_]{4,31}$")],
         Field(description="the target chat's numeric id (channels and supergroups are "
                           "negative, -100...) or a public channel's @username"),
     ]
-    api_base: Annotated[str, Field(
-        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+    api_base: Annotated[HttpBase, Field(
         description="Bot API server (a self-hosted one, or an emulator in tests)",
     )] = DEFAULT_API_BASE
     disable_notification: Annotated[bool, Field(
@@ -67,18 +68,6 @@ class TelegramCredentials(Strict):
     bot_token: Annotated[str, Field(
         pattern=r"^[0-9]+:[A-Za-z0-9_-]+$",
         description="the token @BotFather gave the bot, <bot id>:<secret>")]
-
-
-def _account(request: PublishRequest) -> tuple[TelegramConfig, str]:
-    try:
-        config = TelegramConfig.model_validate(request.config)
-        credentials = TelegramCredentials.model_validate(request.credentials)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                             for e in exc.errors())
-        # Not chained: the ValidationError's own text echoes the input, here the token.
-        raise Permanent(f"telegram account is invalid: {problems}") from None
-    return config, credentials.bot_token
 
 
 def _published(result: Any) -> Published:
@@ -117,9 +106,7 @@ def telegram_failure(answer: Answer, token: str, now: datetime) -> ProviderError
     status = code if isinstance(code, int) and not isinstance(code, bool) else answer.status
     message = answer_error("telegram", answer, [token])
     if status == 429:
-        retry_at = _retry_at(answer, document, now)
-        return RateLimited(f"{message} (retry at {rfc3339_utc(retry_at)})", retry_at,
-                           scope="account")
+        return retry_later(message, _retry_at(answer, document, now), scope="account")
     if status == 401:
         return AuthRevoked(f"{message}; the bot token was revoked or is wrong")
     if status == 403:
@@ -156,7 +143,9 @@ class TelegramProvider(Provider):
         """One `sendMessage`, plain text (no parse_mode, so nothing in the text is markup).
         Threads will chain further calls with `reply_parameters`, each part's message id
         saved in `request.checkpoints` first."""
-        config, token = _account(request)
+        config = parsed(TelegramConfig, request.config, "telegram", "config")
+        token = parsed(TelegramCredentials, request.credentials, "telegram",
+                       "credentials").bot_token
         body: dict[str, Any] = {"chat_id": config.chat_id, "text": request.content.text}
         if config.disable_notification:
             body["disable_notification"] = True

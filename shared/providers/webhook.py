@@ -23,7 +23,6 @@ from shared.providers.base import (
     Provider,
     Published,
     PublishRequest,
-    RateLimited,
     Transient,
 )
 from shared.providers.wire import (
@@ -32,17 +31,23 @@ from shared.providers.wire import (
     excerpt,
     is_http_url,
     parse_retry_after,
+    retry_later,
     rfc3339_utc,
 )
 
 MAX_TIMEOUT_SECONDS = 300.0
+#: What `is_http_url` accepts, as a pattern the OpenAPI document can carry: a scheme, a host
+#: and an optional valid port.
+HTTP_URL = (r"^https?://[A-Za-z0-9._~%!$&'()*+,;=-]+"
+            r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|"
+            r"[0-9]{1,4}))?([/?#]\S*)?$")
 
 CONFIG_KEYS = frozenset({"url", "timeout_seconds"})
 CREDENTIAL_KEYS = frozenset({"secret"})
 
 
 class WebhookConfig(Strict):
-    url: Annotated[str, Field(pattern=r"^https?://", description="the receiver's URL")]
+    url: Annotated[str, Field(pattern=HTTP_URL, description="the receiver's URL")]
     timeout_seconds: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_SECONDS)] | None = None
 
 
@@ -158,7 +163,7 @@ class WebhookProvider(Provider):
             return _published(answer.body)
         if answer.status == 429:
             retry_at = parse_retry_after(answer.headers.get("Retry-After"), datetime.now(UTC))
-            raise RateLimited(f"webhook answered 429, retry at {rfc3339_utc(retry_at)}", retry_at)
+            raise retry_later("webhook answered 429", retry_at)
         message = f"webhook answered {answer.status}: {excerpt(answer.body, [secret])}"
         if answer.status >= 500:
             raise Transient(message)

@@ -1,6 +1,7 @@
 """What every provider does the same way on the wire: one bounded HTTP call whose network
-failures are Transient, capped reading of answers, `Retry-After` in either form, and error
-text scrubbed of the secrets a platform URL or answer may carry."""
+failures are Transient, capped reading of answers, `Retry-After` in either form, a rate limit
+that names its time, OAuth bearer headers and token answers, and error text scrubbed of the
+secrets a platform URL or answer may carry."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from shared.logging import REDACTED, redact
-from shared.providers.base import OutcomeUnknown, Permanent, Transient
+from shared.providers.base import OutcomeUnknown, Permanent, RateLimited, Transient
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 #: Getting a connection (from the pool, or a new one): a timeout here means nothing was sent.
@@ -57,11 +58,14 @@ class Answer:
         return 200 <= self.status < 300
 
 
+def utc(value: datetime) -> datetime:
+    """`value` in UTC; a naive value is taken as UTC, which is how MongoDB hands dates back."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def rfc3339_utc(value: datetime) -> str:
-    """`2026-11-23T08:00:00.000Z`, millisecond precision as MongoDB keeps it; a naive value
-    is taken as UTC, which is how MongoDB hands dates back."""
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return aware.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """`2026-11-23T08:00:00.000Z`, millisecond precision as MongoDB keeps it (`utc`)."""
+    return utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def after_seconds(seconds: float, now: datetime) -> datetime:
@@ -111,6 +115,11 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
 def excerpt(body: bytes, secrets: Iterable[str] = ()) -> str:
     text = " ".join(body.decode("utf-8", errors="replace").split())
     return scrub(text, secrets)[:EXCERPT_CHARS]
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The headers that present an OAuth 2.0 bearer token (RFC 6750)."""
+    return {"Authorization": f"Bearer {token}"}
 
 
 def is_http_url(value: Any) -> bool:
@@ -176,3 +185,28 @@ async def call(
 def answer_error(platform: str, answer: Answer, secrets: Iterable[str] = ()) -> str:
     """`<platform> answered <status>: <excerpt of the body>`."""
     return f"{platform} answered {answer.status}: {excerpt(answer.body, secrets)}"
+
+
+def retry_later(message: str, retry_at: datetime,
+                scope: Literal["request", "account", "app"] = "request") -> RateLimited:
+    """RateLimited whose message names the time too: the message is what a job's attempt
+    records and an operator reads."""
+    return RateLimited(f"{message} (retry at {rfc3339_utc(retry_at)})", retry_at, scope=scope)
+
+
+def oauth_credentials(platform: str, answer: Answer, old: dict[str, Any]) -> dict[str, Any]:
+    """`old` updated from an OAuth 2.0 token answer: the new access token, the refresh token
+    when one is sent (kept otherwise), and `expires_at` from `expires_in`. An answer without
+    an access token is Transient: a broken answer, not a refusal."""
+    document = answer.object()
+    access_token = document.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise Transient(f"{platform}: the token endpoint answered without an access_token")
+    new = {**old, "access_token": access_token}
+    refresh_token = document.get("refresh_token")
+    if isinstance(refresh_token, str) and refresh_token:
+        new["refresh_token"] = refresh_token
+    expires_in = document.get("expires_in")
+    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+        new["expires_at"] = rfc3339_utc(datetime.now(UTC) + timedelta(seconds=expires_in))
+    return new

@@ -14,13 +14,12 @@ from __future__ import annotations
 import dataclasses
 import html
 import unicodedata
-import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from shared.models import Strict
 from shared.providers.base import (
@@ -28,6 +27,8 @@ from shared.providers.base import (
     AuthRevoked,
     Budget,
     Connected,
+    ExpiresAt,
+    HttpBase,
     OAuthApp,
     Permanent,
     Provider,
@@ -38,21 +39,23 @@ from shared.providers.base import (
     Spent,
     TextLimit,
     Transient,
+    credential,
+    parsed,
+    secrets_of,
 )
-from shared.providers.text import x_weighted_length
+from shared.providers.text import urls, x_weighted_length
 from shared.providers.wire import (
     Answer,
     answer_error,
     at_epoch,
+    bearer,
     call,
+    oauth_credentials,
     parse_retry_after,
+    retry_later,
     rfc3339_utc,
+    utc,
 )
-
-with warnings.catch_warnings():
-    # twitter-text-parser reads its emoji table through pkg_resources, which warns on import.
-    warnings.simplefilter("ignore")
-    from twitter_text import extract_urls_with_indices
 
 DEFAULT_API_BASE = "https://api.x.com"
 #: The authorization page is `https://x.com/i/oauth2/authorize`; the token endpoint is on the API.
@@ -61,8 +64,6 @@ DEFAULT_AUTH_BASE = "https://x.com"
 SCOPES = "tweet.read tweet.write users.read offline.access"
 MAX_WEIGHTED_LENGTH = 280
 POST_URL = "https://x.com/i/web/status/{id}"
-HTTP_URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
-RFC3339 = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"
 #: A retry's duplicate is searched for from a little before the job's time, for clock skew.
 LOOKUP_SLACK = timedelta(minutes=5)
 #: A lookup reads from this long before the `since` it is given: Herald's clock and
@@ -75,11 +76,11 @@ _URL_MARK = "\x00url\x00"
 
 
 class XConfig(Strict):
-    api_base: Annotated[str, Field(
-        pattern=HTTP_URL, max_length=300,
+    api_base: Annotated[HttpBase, Field(
+        max_length=300,
         description="X API base URL (posts and the OAuth token endpoint)")] = DEFAULT_API_BASE
-    auth_base: Annotated[str, Field(
-        pattern=HTTP_URL, max_length=300,
+    auth_base: Annotated[HttpBase, Field(
+        max_length=300,
         description="Where X's authorization page is served (`/i/oauth2/authorize`)",
     )] = DEFAULT_AUTH_BASE
 
@@ -92,30 +93,7 @@ class XCredentials(Strict):
         min_length=1, max_length=4096,
         description="OAuth 2.0 refresh token (offline.access); X rotates it on every "
                     "refresh")] = None
-    expires_at: Annotated[str | None, Field(
-        pattern=RFC3339, json_schema_extra={"format": "date-time"},
-        description="When the access token expires (RFC 3339)")] = None
-
-
-def _config(config: dict[str, Any]) -> XConfig:
-    try:
-        return XConfig.model_validate(config)
-    except ValidationError as exc:
-        raise Permanent(f"x account config is invalid: {exc.errors()[0]['msg']}") from exc
-
-
-def _token(credentials: dict[str, Any]) -> str:
-    token = credentials.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise AuthRevoked("x account has no access token")
-    return token
-
-
-def _secrets(credentials: dict[str, Any], app: OAuthApp | None = None) -> list[str]:
-    values = [credentials.get("access_token"), credentials.get("refresh_token")]
-    if app is not None:
-        values.append(app.client_secret)
-    return [v for v in values if isinstance(v, str) and v]
+    expires_at: ExpiresAt = None
 
 
 def _remaining_is_zero(value: str | None) -> bool:
@@ -145,7 +123,7 @@ def rate_limited(answer: Answer, now: datetime) -> RateLimited:
     at = at_epoch(answer.headers.get("x-rate-limit-reset"), now)
     if at is None:
         at = parse_retry_after(answer.headers.get("Retry-After"), now)
-    return RateLimited(f"x answered 429, retry at {rfc3339_utc(at)}", at, scope="request")
+    return retry_later("x answered 429", at)
 
 
 def api_error(answer: Answer, secrets: list[str]) -> ProviderError:
@@ -176,8 +154,7 @@ def comparable(text: str) -> str:
     plain = unicodedata.normalize("NFC", text).strip()
     parts: list[str] = []
     last = 0
-    for url in extract_urls_with_indices(plain):
-        start, end = url["indices"]
+    for start, end, _url in urls(plain):
         parts += [plain[last:start], _URL_MARK]
         last = end
     parts.append(plain[last:])
@@ -190,11 +167,6 @@ def _published(document: dict[str, Any]) -> Published:
     if not isinstance(post_id, str) or not post_id:
         return Published()
     return Published(post_id, POST_URL.format(id=post_id))
-
-
-def _utc(value: datetime) -> datetime:
-    """MongoDB hands dates back naive, in UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class XProvider(Provider):
@@ -225,37 +197,37 @@ class XProvider(Provider):
             "scope": SCOPES, "state": state, "code_challenge": code_challenge,
             "code_challenge_method": "S256",
         }
-        base = _config(config).auth_base.rstrip("/")
+        base = parsed(XConfig, config, "x", "config").auth_base.rstrip("/")
         return f"{base}/i/oauth2/authorize?{urlencode(params, quote_via=quote)}"
 
     async def exchange_code(self, config: dict[str, Any], app: OAuthApp, redirect_uri: str,
                             code: str, code_verifier: str) -> Connected:
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
                 "code_verifier": code_verifier, "client_id": app.client_id}
-        answer = await self._token_call(_config(config), app, form, [code, code_verifier])
+        answer = await self._token_call(parsed(XConfig, config, "x", "config"), app, form,
+                                        [code, code_verifier])
         if not answer.ok:
             if answer.status == 429 or answer.status >= 500:
-                raise api_error(answer, _secrets({}, app))
-            raise Permanent(answer_error("x", answer, [*_secrets({}, app), code]))
-        return Connected(credentials=self._credentials(answer, {}))
+                raise api_error(answer, secrets_of({}, app))
+            raise Permanent(answer_error("x", answer, [*secrets_of({}, app), code]))
+        return Connected(credentials=oauth_credentials("x", answer, {}))
 
     async def refresh(self, config: dict[str, Any], credentials: dict[str, Any],
                       app: OAuthApp | None) -> dict[str, Any]:
         """One refresh call. The refresh token is spent by it even when the answer is lost:
         a Transient here can be followed by AuthRevoked on the next try, which is X's rule."""
-        refresh_token = credentials.get("refresh_token")
-        if not isinstance(refresh_token, str) or not refresh_token:
-            raise AuthRevoked("x: no refresh token (the account was connected without "
-                              "offline.access); reconnect it")
+        refresh_token = credential(credentials, "refresh_token", "x",
+                                   "x: no refresh token (the account was connected without "
+                                   "offline.access); reconnect it")
         if app is None:
             raise Permanent("x: no OAuth client is configured (HERALD_X_CLIENT_ID) to refresh "
                             "with")
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token,
                 "client_id": app.client_id}
-        secrets = _secrets(credentials, app)
-        answer = await self._token_call(_config(config), app, form, secrets)
+        secrets = secrets_of(credentials, app)
+        answer = await self._token_call(parsed(XConfig, config, "x", "config"), app, form, secrets)
         if answer.ok:
-            return self._credentials(answer, credentials)
+            return oauth_credentials("x", answer, credentials)
         message = answer_error("x", answer, secrets)
         if answer.status == 429 or answer.status >= 500:
             raise api_error(answer, secrets)
@@ -270,22 +242,7 @@ class XProvider(Provider):
                    if app.client_secret else None)
         return await call(
             self.session, "POST", f"{config.api_base.rstrip('/')}/2/oauth2/token",
-            platform="x", secrets=[*secrets, *_secrets({}, app)], data=form, headers=headers)
-
-    @staticmethod
-    def _credentials(answer: Answer, old: dict[str, Any]) -> dict[str, Any]:
-        document = answer.object()
-        access_token = document.get("access_token")
-        if not isinstance(access_token, str) or not access_token:
-            raise Transient("x: the token endpoint answered without an access_token")
-        new = {**old, "access_token": access_token}
-        refresh_token = document.get("refresh_token")
-        if isinstance(refresh_token, str) and refresh_token:
-            new["refresh_token"] = refresh_token
-        expires_in = document.get("expires_in")
-        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
-            new["expires_at"] = rfc3339_utc(datetime.now(UTC) + timedelta(seconds=expires_in))
-        return new
+            platform="x", secrets=[*secrets, *secrets_of({}, app)], data=form, headers=headers)
 
     # --- publishing -------------------------------------------------------------------------
 
@@ -295,18 +252,18 @@ class XProvider(Provider):
         return await self._create(request, {"text": request.content.text})
 
     async def _create(self, request: PublishRequest, body: dict[str, Any]) -> Published:
-        config = _config(request.config)
-        token = _token(request.credentials)
-        secrets = _secrets(request.credentials)
+        config = parsed(XConfig, request.config, "x", "config")
+        token = credential(request.credentials, "access_token", "x")
+        secrets = secrets_of(request.credentials)
         answer = await call(
             self.session, "POST", f"{config.api_base.rstrip('/')}/2/tweets", platform="x",
-            secrets=secrets, json=body, headers={"Authorization": f"Bearer {token}"})
+            secrets=secrets, json=body, headers=bearer(token))
         if answer.ok:
             published = _published(answer.object())
             spent = spent_allowance(answer, datetime.now(UTC))
             return dataclasses.replace(published, spent=spent) if spent else published
         if is_duplicate(answer):
-            found = await self.lookup(request, _utc(request.scheduled_for) - LOOKUP_SLACK)
+            found = await self.lookup(request, utc(request.scheduled_for) - LOOKUP_SLACK)
             if found is not None:
                 return found
             raise Permanent("x refused the text as a duplicate of a recent post that is not "
@@ -317,11 +274,11 @@ class XProvider(Provider):
         """The oldest post of the user since `since` (less CLOCK_SKEW) whose text is this
         job's: the user's id from `/2/users/me`, then the timeline from then on, newest
         first."""
-        config = _config(request.config)
-        token = _token(request.credentials)
-        secrets = _secrets(request.credentials)
+        config = parsed(XConfig, request.config, "x", "config")
+        token = credential(request.credentials, "access_token", "x")
+        secrets = secrets_of(request.credentials)
         base = config.api_base.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = bearer(token)
         answer = await call(self.session, "GET", f"{base}/2/users/me", platform="x",
                             secrets=secrets, headers=headers)
         if not answer.ok:
@@ -331,7 +288,7 @@ class XProvider(Provider):
         if not isinstance(user_id, str) or not user_id:
             raise Transient("x: /2/users/me answered without the user's id")
         wanted = comparable(request.content.text)
-        start = _utc(since) - CLOCK_SKEW
+        start = utc(since) - CLOCK_SKEW
         params = {"start_time": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "max_results": "100",
                   "tweet.fields": "created_at"}
         found: Published | None = None

@@ -7,21 +7,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import signal
 
-from tests.emulators.platform import PlatformEmulator
+from tests.emulators.platform import PlatformEmulator, until_signalled
 
 
 async def _serve(platform: str, host: str, port: int) -> None:
     emulator: PlatformEmulator = importlib.import_module(f"tests.emulators.{platform}").EMULATOR()
     url = await emulator.start(host, port)
     print(url, flush=True)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
     try:
-        await stopping.wait()
+        await until_signalled()
     finally:
         await emulator.stop()
 

@@ -29,7 +29,7 @@ from typing import Any
 import grapheme
 from aiohttp import web
 
-from tests.emulators.platform import PlatformEmulator, TokenBook, bearer
+from tests.emulators.platform import PlatformEmulator, TokenBook, bearer, json_object
 
 TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 RECORD_KEY = re.compile(r"^[A-Za-z0-9._:~-]{1,512}$")
@@ -145,19 +145,12 @@ class BlueskyEmulator(PlatformEmulator):
         return {"accessJwt": access, "refreshJwt": refresh, "handle": self.handle,
                 "did": self.did, "email": self.email, "emailConfirmed": True, "active": True}
 
-    async def _json(self, request: web.Request) -> dict[str, Any] | None:
-        try:
-            body = await request.json()
-        except ValueError:
-            return None
-        return body if isinstance(body, dict) else None
-
     async def _create_session(self, request: web.Request) -> web.StreamResponse:
         self.calls.append("createSession")
         refused = await self.guard(request)
         if refused is not None:
             return refused
-        body = await self._json(request)
+        body = await json_object(request)
         if body is None:
             return _invalid("Request body must be a JSON object")
         for name in ("identifier", "password"):
@@ -183,15 +176,14 @@ class BlueskyEmulator(PlatformEmulator):
         return web.json_response(self._session_body(grant.access_token, grant.refresh_token))
 
     def _authorized(self, request: web.Request) -> tuple[str | None, web.Response | None]:
-        token = bearer(request)
-        if token is None:
+        grant, state = self.bearer_grant(request)
+        if state == "missing":
             return None, _xrpc_error(401, "AuthMissing", "Authentication Required")
-        status = self.tokens.check(token)
-        if status == "expired":
+        if state == "expired":
             return None, self.token_expired()
-        if status != "ok":
+        if grant is None:
             return None, _xrpc_error(400, "InvalidToken", "Token could not be verified")
-        return self.tokens.subject(token), None
+        return grant.subject, None
 
     async def _create_record(self, request: web.Request) -> web.StreamResponse:
         self.calls.append("createRecord")
@@ -201,7 +193,7 @@ class BlueskyEmulator(PlatformEmulator):
         did, refusal = self._authorized(request)
         if refusal is not None or did is None:
             return refusal or _xrpc_error(401, "AuthMissing", "Authentication Required")
-        body = await self._json(request)
+        body = await json_object(request)
         if body is None:
             return _invalid("Request body must be a JSON object")
         for name in ("repo", "collection", "record"):

@@ -127,7 +127,12 @@ class DiscordEmulator(PlatformEmulator):
     def webhook_url(self, hook: Hook) -> str:
         return f"{self.base_url}/api/webhooks/{hook.webhook_id}/{hook.token}"
 
-    def _authorize(self, request: web.Request) -> Hook | web.Response:
+    async def _authorize(self, request: web.Request) -> Hook | web.StreamResponse:
+        """The webhook of the URL, or the answer instead: a scripted fault (`guard`), or
+        Discord's for an unknown webhook or a wrong token."""
+        fault = await self.guard(request)
+        if fault is not None:
+            return fault
         hook = self.hooks.get(request.match_info["id"])
         if hook is None:
             return self.token_expired()
@@ -153,11 +158,8 @@ class DiscordEmulator(PlatformEmulator):
         }
 
     async def _get_webhook(self, request: web.Request) -> web.StreamResponse:
-        refused = await self.guard(request)
-        if refused is not None:
-            return refused
-        hook = self._authorize(request)
-        if isinstance(hook, web.Response):
+        hook = await self._authorize(request)
+        if not isinstance(hook, Hook):
             return hook
         self.webhook_reads += 1
         return web.json_response({
@@ -167,11 +169,8 @@ class DiscordEmulator(PlatformEmulator):
         }, headers=self._bucket_headers(hook))
 
     async def _execute(self, request: web.Request) -> web.StreamResponse:
-        refused = await self.guard(request)
-        if refused is not None:
-            return refused
-        hook = self._authorize(request)
-        if isinstance(hook, web.Response):
+        hook = await self._authorize(request)
+        if not isinstance(hook, Hook):
             return hook
         headers = self._bucket_headers(hook)
         wait = request.query.get("wait", "false")

@@ -31,7 +31,13 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.emulators.platform import AuthCodes, PlatformEmulator, TokenBook
+from tests.emulators.platform import (
+    AuthCodes,
+    PlatformEmulator,
+    TokenBook,
+    request_params,
+    utf16_units,
+)
 
 CLIENT_ID = "herald-test-client"
 CLIENT_SECRET = "herald-test-secret"
@@ -74,12 +80,6 @@ def graph_error(status: int, message: str, code: int, *, subcode: int | None = N
 
 def created_time(at: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(at))
-
-
-def utf16_units(text: str) -> int:
-    """Written here rather than imported, so a provider bug cannot hide behind a shared
-    helper."""
-    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
 
 
 def _cursor(index: int) -> str:
@@ -172,17 +172,11 @@ class FacebookEmulator(PlatformEmulator):
     # --- requests ---------------------------------------------------------------------------
 
     async def _params(self, request: web.Request) -> dict[str, Any]:
-        """Graph takes parameters in the query, a form or a JSON body, merged."""
-        params: dict[str, Any] = dict(request.query)
-        if request.content_type == "application/json":
-            try:
-                document = await request.json()
-            except ValueError:
-                document = None
-            if isinstance(document, dict):
-                params.update(document)
-        elif request.can_read_body:
-            params.update((await request.post()).items())
+        """Graph takes parameters in the query, a form or a JSON body, merged; a JSON body that
+        is not an object adds none."""
+        params = await request_params(request)
+        if params is None:
+            params = dict(request.query)
         self.received.append({"method": request.method, "path": request.path,
                               "params": {k: v for k, v in params.items() if isinstance(v, str)},
                               "authorization": request.headers.get("Authorization")})
@@ -205,9 +199,15 @@ class FacebookEmulator(PlatformEmulator):
                                190)
         return token, self.kinds.get(token, "user"), self.tokens.subject(token)
 
-    def _page_access(self, request: web.Request, params: dict[str, Any], page_id: str,
-                     permission: str, denial: str) -> str | web.Response:
-        """The Page token's scope for this Page, or Graph's refusal."""
+    async def _page_access(self, request: web.Request, permission: str, denial: str
+                           ) -> tuple[dict[str, Any], str] | web.StreamResponse:
+        """The parameters and Page token of a call on the path's Page, or the answer instead:
+        a scripted fault (`guard`), or Graph's refusal of a token without `permission` there."""
+        fault = await self.guard(request)
+        if fault is not None:
+            return fault
+        page_id = request.match_info["page_id"]
+        params = await self._params(request)
         who = self._authenticate(request, params)
         if isinstance(who, web.Response):
             return who
@@ -220,7 +220,7 @@ class FacebookEmulator(PlatformEmulator):
         scope = self.tokens.by_access[token].scope.split(",")
         if kind != "page" or subject != page_id or permission not in scope:
             return graph_error(403, denial, 200)
-        return token
+        return params, token
 
     async def _dialog(self, request: web.Request) -> web.Response:
         query = request.query
@@ -326,17 +326,14 @@ class FacebookEmulator(PlatformEmulator):
                              "category_list,name,id,tasks")
 
     async def _create_post(self, request: web.Request) -> web.StreamResponse:
-        fault = await self.guard(request)
-        if fault is not None:
-            return fault
-        page_id = request.match_info["page_id"]
-        params = await self._params(request)
-        access = self._page_access(
-            request, params, page_id, "pages_manage_posts",
+        access = await self._page_access(
+            request, "pages_manage_posts",
             "(#200) If posting to a page, requires both pages_read_engagement and "
             "pages_manage_posts as an admin with sufficient administrative permission")
-        if isinstance(access, web.Response):
+        if isinstance(access, web.StreamResponse):
             return access
+        params, token = access
+        page_id = request.match_info["page_id"]
         message = params.get("message")
         if not isinstance(message, str) or not message.strip():
             if not params.get("link"):
@@ -346,20 +343,17 @@ class FacebookEmulator(PlatformEmulator):
             return graph_error(400, f"(#100) Param message must be at most {MAX_MESSAGE} "
                                f"characters long", 100)
         post_id = f"{page_id}_{next(self._post_numbers)}"
-        self.record(message, id=post_id, page_id=page_id, access_token=access)
+        self.record(message, id=post_id, page_id=page_id, access_token=token)
         return self.answer_lost(request, web.json_response({"id": post_id}))
 
     async def _posts(self, request: web.Request) -> web.StreamResponse:
-        fault = await self.guard(request)
-        if fault is not None:
-            return fault
-        page_id = request.match_info["page_id"]
-        params = await self._params(request)
-        access = self._page_access(
-            request, params, page_id, "pages_read_engagement",
+        access = await self._page_access(
+            request, "pages_read_engagement",
             "(#200) Requires pages_read_engagement permission to manage the object")
-        if isinstance(access, web.Response):
+        if isinstance(access, web.StreamResponse):
             return access
+        params, _token = access
+        page_id = request.match_info["page_id"]
         bounds: dict[str, float] = {}
         for name in ("since", "until"):
             value = params.get(name)

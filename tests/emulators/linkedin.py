@@ -31,7 +31,13 @@ from urllib.parse import parse_qs, urlencode
 
 from aiohttp import web
 
-from tests.emulators.platform import AuthCodes, PlatformEmulator, TokenBook, bearer
+from tests.emulators.platform import (
+    AuthCodes,
+    PlatformEmulator,
+    TokenBook,
+    oauth_error,
+    utf16_units,
+)
 
 CLIENT_ID = "herald-test-client"
 CLIENT_SECRET = "herald-test-secret"
@@ -69,10 +75,6 @@ def li_error(status: int, message: str, *, code: str | None = None,
     return web.json_response(body, status=status)
 
 
-def oauth_error(status: int, error: str, description: str) -> web.Response:
-    return web.json_response({"error": error, "error_description": description}, status=status)
-
-
 def shown(commentary: str) -> tuple[str, bool]:
     """(the text LinkedIn shows for this little text, whether it was cut short at an
     unescaped reserved character)."""
@@ -98,10 +100,6 @@ def shown(commentary: str) -> tuple[str, bool]:
         out.append(c)
         i += 1
     return "".join(out), False
-
-
-def utf16(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def months(version: str) -> int | None:
@@ -242,15 +240,19 @@ class LinkedInEmulator(PlatformEmulator):
 
     # --- the API ----------------------------------------------------------------------------
 
-    def _authenticate(self, request: web.Request) -> tuple[str, set[str], web.Response | None]:
-        token = bearer(request)
-        state = self.tokens.check(token)
+    async def _authenticate(self, request: web.Request
+                            ) -> tuple[str, set[str], web.StreamResponse | None]:
+        """The token's member and scopes, or the answer instead: a scripted fault (`guard`),
+        an expired token's 401 or an unknown token's."""
+        fault = await self.guard(request)
+        if fault is not None:
+            return "", set(), fault
+        grant, state = self.bearer_grant(request)
         if state == "expired":
             return "", set(), self.token_expired()
-        if state != "ok" or token is None:
+        if grant is None:
             return "", set(), li_error(401, "Invalid access token", code="INVALID_ACCESS_TOKEN",
                                        service_code=65600)
-        grant = self.tokens.by_access[token]
         return grant.subject, set(grant.scope.split()), None
 
     @staticmethod
@@ -339,10 +341,7 @@ class LinkedInEmulator(PlatformEmulator):
         return await self._find(request, request.rel_url.raw_query_string)
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
-        fault = await self.guard(request)
-        if fault is not None:
-            return fault
-        member, scopes, refusal = self._authenticate(request)
+        member, scopes, refusal = await self._authenticate(request)
         if refusal is not None:
             return refusal
         refusal = self._versioned(request)
@@ -359,8 +358,8 @@ class LinkedInEmulator(PlatformEmulator):
         if not self._may(member, scopes, author, write=True):
             return self._denied("partnerApiPostsExternal.CREATE.20260901")
         text, mangled = shown(commentary)
-        if utf16(text) > MAX_COMMENTARY:
-            return li_error(422, f"ERROR :: /commentary :: length {utf16(text)} exceeds the "
+        if utf16_units(text) > MAX_COMMENTARY:
+            return li_error(422, f"ERROR :: /commentary :: length {utf16_units(text)} exceeds the "
                                  f"maximum of {MAX_COMMENTARY}\n")
         now = time.time()
         for earlier in self.posts:
@@ -384,10 +383,7 @@ class LinkedInEmulator(PlatformEmulator):
         return self.answer_lost(request, response)
 
     async def _find(self, request: web.Request, raw: str) -> web.StreamResponse:
-        fault = await self.guard(request)
-        if fault is not None:
-            return fault
-        member, scopes, refusal = self._authenticate(request)
+        member, scopes, refusal = await self._authenticate(request)
         if refusal is not None:
             return refusal
         refusal = self._versioned(request)
@@ -424,10 +420,7 @@ class LinkedInEmulator(PlatformEmulator):
                                   "elements": elements})
 
     async def _userinfo(self, request: web.Request) -> web.StreamResponse:
-        fault = await self.guard(request)
-        if fault is not None:
-            return fault
-        member, scopes, refusal = self._authenticate(request)
+        member, scopes, refusal = await self._authenticate(request)
         if refusal is not None:
             return refusal
         if not {"openid", "profile"} <= scopes:

@@ -26,7 +26,15 @@ from urllib.parse import urlencode
 import grapheme
 from aiohttp import web
 
-from tests.emulators.platform import AuthCodes, PlatformEmulator, TokenBook, bearer
+from tests.emulators.platform import (
+    AuthCodes,
+    PlatformEmulator,
+    TokenBook,
+    bearer,
+    iso,
+    oauth_error,
+    request_params,
+)
 
 INVALID_TOKEN = "The access token is invalid"
 OUT_OF_SCOPE = "This action is outside the authorized scopes"
@@ -51,22 +59,6 @@ def _unauthorized() -> web.Response:
 def _length(text: str, url_characters: int) -> int:
     counted = _URL.sub("x" * url_characters, text)
     return int(grapheme.length(_REMOTE_MENTION.sub(r"@\1", counted)))
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
-
-
-async def _params(request: web.Request) -> dict[str, Any]:
-    """Rails reads form data and JSON bodies alike."""
-    if request.content_type == "application/json":
-        try:
-            body = await request.json()
-        except ValueError:
-            return {}
-        return body if isinstance(body, dict) else {}
-    return dict(await request.post())
 
 
 class MastodonEmulator(PlatformEmulator):
@@ -134,13 +126,12 @@ class MastodonEmulator(PlatformEmulator):
     def _user(self, request: web.Request, *scopes: str) -> tuple[str | None, web.Response | None]:
         """(the token's account, None) or (None, Mastodon's refusal): 401 for a missing,
         unknown or revoked token, 403 when it has none of `scopes`."""
-        token = bearer(request)
-        if self.tokens.check(token) != "ok" or token is None:
+        grant, _state = self.bearer_grant(request)
+        if grant is None:
             return None, _unauthorized()
-        granted = set(self.tokens.by_access[token].scope.split())
-        if scopes and not granted & set(scopes):
+        if scopes and not set(grant.scope.split()) & set(scopes):
             return None, _error(OUT_OF_SCOPE, 403)
-        return self.tokens.subject(token), None
+        return grant.subject, None
 
     @staticmethod
     def _account_id(subject: str) -> str:
@@ -155,7 +146,7 @@ class MastodonEmulator(PlatformEmulator):
         refused = await self.guard(request)
         if refused is not None:
             return refused
-        params = await _params(request)
+        params = await request_params(request) or {}
         name, uris = params.get("client_name"), params.get("redirect_uris")
         if not isinstance(name, str) or not name.strip():
             return _error("Validation failed: Application name can't be blank", 422)
@@ -210,30 +201,24 @@ class MastodonEmulator(PlatformEmulator):
         refused = await self.guard(request)
         if refused is not None:
             return refused
-        form = {k: str(v) for k, v in (await _params(request)).items()}
+        form = {k: str(v) for k, v in (await request_params(request) or {}).items()}
         if form.get("grant_type") != "authorization_code":
-            return web.json_response({
-                "error": "unsupported_grant_type",
-                "error_description": "The authorization grant type is not supported by the "
-                                     "authorization server."}, status=400)
+            return oauth_error(400, "unsupported_grant_type", "The authorization grant type is "
+                                    "not supported by the authorization server.")
         client_id = form.get("client_id") or ""
         if client_id not in self.auth.clients or (
                 self.auth.clients[client_id][0] != form.get("client_secret")):
-            return web.json_response({
-                "error": "invalid_client",
-                "error_description": "Client authentication failed due to unknown client, no "
-                                     "client authentication included, or unsupported "
-                                     "authentication method."}, status=401)
+            return oauth_error(401, "invalid_client", "Client authentication failed due to "
+                                    "unknown client, no client authentication included, or "
+                                    "unsupported authentication method.")
         pending, _reason = self.auth.redeem(form.get("code"), client_id,
                                             form.get("client_secret"), form.get("redirect_uri"),
                                             form.get("code_verifier"))
         if pending is None:
-            return web.json_response({
-                "error": "invalid_grant",
-                "error_description": "The provided authorization grant is invalid, expired, "
-                                     "revoked, does not match the redirection URI used in the "
-                                     "authorization request, or was issued to another client."},
-                status=400)
+            return oauth_error(400, "invalid_grant", "The provided authorization grant is "
+                                    "invalid, expired, revoked, does not match the redirection "
+                                    "URI used in the authorization request, or was issued to "
+                                    "another client.")
         scope = pending.scope or "read"
         grant = self.tokens.issue(pending.subject, scope)
         self.token_apps[grant.access_token] = client_id
@@ -267,7 +252,7 @@ class MastodonEmulator(PlatformEmulator):
         if key and (account_id, key) in self.idempotency:
             return web.json_response(self._status_json(
                 self.statuses[self.idempotency[(account_id, key)]]))
-        params = await _params(request)
+        params = await request_params(request) or {}
         text = params.get("status")
         if not isinstance(text, str) or not text.strip():
             return _error("Validation failed: Text can't be blank", 422)
@@ -280,7 +265,7 @@ class MastodonEmulator(PlatformEmulator):
         status_id = str((int(time.time() * 1000) << 16) + next(self._ids))
         client = self.apps.get(self.token_apps.get(bearer(request) or "", ""), {})
         status = {
-            "id": status_id, "created_at": _iso(time.time()), "visibility": visibility,
+            "id": status_id, "created_at": iso(time.time()), "visibility": visibility,
             "uri": f"{self.base_url}/users/{subject}/statuses/{status_id}",
             "url": f"{self.base_url}/@{subject}/{status_id}",
             "content": f"<p>{html.escape(text)}</p>", "reblog": None,

@@ -18,6 +18,10 @@ answer), `{"expire_next": 1}` (the next call is answered as with an expired toke
 `{"reset": true}`.
 `GET /_state` → `{"posts": [...], "refresh_calls": n, "faults": {...}}`.
 `POST /_account` → a `POST /api/v1/accounts` body with fresh working credentials.
+
+The module's functions read a request as the platforms do (`bearer`, `json_object`,
+`request_params`), answer as an OAuth server does (`oauth_error`), count and date as they do
+(`utf16_units`, `iso`), and serve an emulator (`listen`, `until_signalled`).
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import base64
 import hashlib
 import itertools
 import secrets
+import signal
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -259,6 +265,15 @@ class PlatformEmulator:
             return self.token_expired()
         return None
 
+    def bearer_grant(self, request: web.Request) -> tuple[Grant | None, str]:
+        """The grant of the request's bearer token and `ok`, or None and why not: `missing`,
+        `expired` or `invalid`, which each platform answers in its own way."""
+        token = bearer(request)
+        if token is None:
+            return None, "missing"
+        state = self.tokens.check(token)
+        return (self.tokens.by_access[token] if state == "ok" else None), state
+
     def drop(self, request: web.Request) -> web.StreamResponse:
         """Close the connection without an answer."""
         if request.transport is not None:
@@ -289,11 +304,7 @@ class PlatformEmulator:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        bound_host, bound_port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{bound_host}:{bound_port}"
+        self._runner, self.base_url = await listen(self.app(), host, port)
         return self.base_url
 
     async def stop(self) -> None:
@@ -312,11 +323,8 @@ class PlatformEmulator:
         return web.json_response(self.account())
 
     async def _control(self, request: web.Request) -> web.Response:
-        try:
-            change = await request.json()
-        except ValueError:
-            return web.json_response({"error": "body must be JSON"}, status=400)
-        if not isinstance(change, dict):
+        change = await json_object(request)
+        if change is None:
             return web.json_response({"error": "body must be a JSON object"}, status=400)
         if change.pop("reset", False):
             self.faults = Faults()
@@ -337,6 +345,70 @@ class PlatformEmulator:
         return web.json_response(self.state())
 
 
+async def listen(app: web.Application, host: str = "127.0.0.1", port: int = 0
+                 ) -> tuple[web.AppRunner, str]:
+    """`app` served on `host:port` (port 0: a free one): its runner, which the caller cleans up,
+    and its base URL."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    return runner, f"http://{bound_host}:{bound_port}"
+
+
+async def until_signalled() -> None:
+    """Return at SIGINT or SIGTERM, so that an emulator run as its own process (by the cluster
+    tests, or by hand) stops cleanly."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+
+
 def bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     return header[7:] if header.startswith("Bearer ") else None
+
+
+async def json_object(request: web.Request) -> dict[str, Any] | None:
+    """The body as a JSON object; None when it is not JSON or not an object, which each
+    platform refuses in its own words."""
+    try:
+        document = await request.json()
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+async def request_params(request: web.Request) -> dict[str, Any] | None:
+    """A request's parameters as Graph, the Bot API and Rails read them: the query, then a
+    JSON object body or a form, merged; None when a JSON body is not an object. `guard` has
+    read the body already, so a body is looked for with `body_exists`, not `can_read_body`."""
+    found: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        document = await json_object(request)
+        if document is None:
+            return None
+        found.update(document)
+    elif request.body_exists:
+        found.update((await request.post()).items())
+    return found
+
+
+def oauth_error(status: int, error: str, description: str) -> web.Response:
+    """An OAuth 2.0 error answer (RFC 6749 §5.2), as token endpoints give them."""
+    return web.json_response({"error": error, "error_description": description}, status=status)
+
+
+def iso(epoch: float) -> str:
+    """A platform's timestamp: RFC 3339 in UTC, to the millisecond."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def utf16_units(text: str) -> int:
+    """Text length in UTF-16 code units, as Graph, the Bot API and LinkedIn count it. Written
+    here rather than imported from the providers, so a provider bug cannot hide behind a
+    shared helper."""
+    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)

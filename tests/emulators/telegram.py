@@ -25,7 +25,13 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.emulators.platform import Grant, PlatformEmulator, TokenBook
+from tests.emulators.platform import (
+    Grant,
+    PlatformEmulator,
+    TokenBook,
+    request_params,
+    utf16_units,
+)
 
 BOT_ID = 7000000001
 BOT_USERNAME = "herald_test_bot"
@@ -45,12 +51,6 @@ def answer_error(status: int, description: str, **parameters: Any) -> web.Respon
         if "retry_after" in parameters:
             headers["Retry-After"] = str(parameters["retry_after"])
     return web.json_response(document, status=status, headers=headers)
-
-
-def utf16_units(text: str) -> int:
-    """Written here rather than imported, so a provider bug cannot hide behind a shared
-    helper."""
-    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
 
 
 def _flag(value: Any) -> bool | None:
@@ -121,20 +121,6 @@ class TelegramEmulator(PlatformEmulator):
 
     # --- requests ---------------------------------------------------------------------------
 
-    async def _params(self, request: web.Request) -> dict[str, Any] | None:
-        params: dict[str, Any] = dict(request.query)
-        if request.content_type == "application/json":
-            try:
-                document = await request.json()
-            except ValueError:
-                return None
-            if not isinstance(document, dict):
-                return None
-            params.update(document)
-        elif request.can_read_body:
-            params.update((await request.post()).items())
-        return params
-
     async def _not_found(self, _request: web.Request) -> web.Response:
         return answer_error(404, "Not Found")
 
@@ -146,7 +132,7 @@ class TelegramEmulator(PlatformEmulator):
         fault = await self.guard(request)
         if fault is not None:
             return fault
-        params = await self._params(request)
+        params = await request_params(request)
         self.received.append({"method": method, "token": token, "params": params,
                               "content_type": request.content_type})
         if self.tokens.check(token) != "ok":

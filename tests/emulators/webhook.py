@@ -23,7 +23,6 @@ import hashlib
 import hmac
 import json
 import re
-import signal
 import sys
 import time
 import uuid
@@ -32,6 +31,8 @@ from datetime import datetime
 from typing import IO, Any
 
 from aiohttp import web
+
+from tests.emulators.platform import listen, until_signalled
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 BODY_FIELDS: dict[str, type] = {
@@ -156,11 +157,7 @@ class WebhookReceiver:
         if self.state_file:
             # Kept open for the run; appending one short line per delivery does not stall.
             self._state = open(self.state_file, "a", encoding="utf-8")  # noqa: ASYNC230, SIM115
-        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        bound_host, bound_port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{bound_host}:{bound_port}"
+        self._runner, self.base_url = await listen(self.app(), host, port)
         return self.base_url
 
     async def stop(self) -> None:
@@ -290,12 +287,8 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     await receiver.start(args.host, args.port)
     print(f"webhook receiver listening on {receiver.hook_url}", file=sys.stderr, flush=True)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
     try:
-        await stopping.wait()
+        await until_signalled()
     finally:
         await receiver.stop()
 

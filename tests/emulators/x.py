@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.emulators.platform import AuthCodes, PlatformEmulator, TokenBook, bearer
+from tests.emulators.platform import AuthCodes, PlatformEmulator, TokenBook, iso, oauth_error
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -72,10 +72,6 @@ def invalid_request(*messages: str) -> web.Response:
          "type": INVALID_REQUEST}, status=400)
 
 
-def oauth_error(status: int, error: str, description: str) -> web.Response:
-    return web.json_response({"error": error, "error_description": description}, status=status)
-
-
 def rendered(text: str) -> str:
     """The text as X stores and returns it: URLs as t.co links, `&<>` HTML-escaped."""
     parts: list[str] = []
@@ -88,11 +84,6 @@ def rendered(text: str) -> str:
         last = end
     parts.append(html.escape(text[last:], quote=False))
     return "".join(parts)
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
 
 
 class XEmulator(PlatformEmulator):
@@ -227,12 +218,16 @@ class XEmulator(PlatformEmulator):
 
     # --- the API ----------------------------------------------------------------------------
 
-    def _authenticate(self, request: web.Request) -> tuple[str, web.Response | None]:
-        token = bearer(request)
-        state = self.tokens.check(token)
-        if state != "ok" or token is None:
+    async def _authenticate(self, request: web.Request
+                            ) -> tuple[str, web.StreamResponse | None]:
+        """The token's user, or the answer instead: a scripted fault (`guard`) or X's 401."""
+        fault = await self.guard(request)
+        if fault is not None:
+            return "", fault
+        grant, _state = self.bearer_grant(request)
+        if grant is None:
             return "", self.token_expired()
-        return self.tokens.subject(token), None
+        return grant.subject, None
 
     def _counts(self, user: str, now: float) -> dict[str, tuple[int, int]]:
         """(posts made, reset epoch) per allowance: this user's 15-minute window and 24 hours,
@@ -257,10 +252,7 @@ class XEmulator(PlatformEmulator):
         return headers
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
-        fault = await self.guard(request)
-        if fault is not None:
-            return fault
-        user, refusal = self._authenticate(request)
+        user, refusal = await self._authenticate(request)
         if refusal is not None:
             return refusal
         try:
@@ -299,10 +291,7 @@ class XEmulator(PlatformEmulator):
         return self.answer_lost(request, response)
 
     async def _me(self, request: web.Request) -> web.StreamResponse:
-        fault = await self.guard(request)
-        if fault is not None:
-            return fault
-        user, refusal = self._authenticate(request)
+        user, refusal = await self._authenticate(request)
         if refusal is not None:
             return refusal
         username = self.users.get(user, f"herald_{user[-4:]}")
@@ -310,10 +299,7 @@ class XEmulator(PlatformEmulator):
                                            "username": username}})
 
     async def _timeline(self, request: web.Request) -> web.StreamResponse:
-        fault = await self.guard(request)
-        if fault is not None:
-            return fault
-        _user, refusal = self._authenticate(request)
+        _user, refusal = await self._authenticate(request)
         if refusal is not None:
             return refusal
         query = request.query

@@ -21,12 +21,6 @@ async def hook() -> AsyncIterator[AdminHook]:
     await h.stop()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def notifier(session: aiohttp.ClientSession, url: str | None) -> Notifier:
     return Notifier(session, url, backoff_seconds=0.01, timeout_seconds=2)
 

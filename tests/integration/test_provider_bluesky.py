@@ -18,53 +18,26 @@ from shared.providers.base import (
     OutcomeUnknown,
     Permanent,
     Published,
-    PublishRequest,
     RateLimited,
     Transient,
 )
 from shared.providers.bluesky import TID, BlueskyProvider, record_key
 from tests.emulators.bluesky import BlueskyEmulator
+from tests.integration.platform_support import control, publish_request, running
 
 #: A TID's base32-sortable digits, to decode what the provider sent independently.
 DIGITS = "234567abcdefghijklmnopqrstuvwxyz"
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
 async def emulator() -> AsyncIterator[BlueskyEmulator]:
-    e = BlueskyEmulator()
-    await e.start()
-    try:
+    async with running(BlueskyEmulator) as e:
         yield e
-    finally:
-        await e.stop()
 
 
 @pytest.fixture
 def provider(session: aiohttp.ClientSession) -> BlueskyProvider:
     return BlueskyProvider(session)
-
-
-def request_for(account: dict[str, Any], text: str = "Hello from Herald", *,
-                job_id: str | None = None, credentials: dict[str, Any] | None = None,
-                **config: Any) -> PublishRequest:
-    return PublishRequest(
-        job_id=job_id or str(ObjectId()), post_id="post-7", account_id="acct-3",
-        scheduled_for=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
-        content=Content(text=text), config={**account["config"], **config},
-        credentials=credentials or account["credentials"],
-    )
-
-
-async def control(session: aiohttp.ClientSession, emulator: BlueskyEmulator,
-                  **change: Any) -> None:
-    async with session.post(f"{emulator.base_url}/_control", json=change) as response:
-        assert response.status == 200, await response.text()
 
 
 def decode_tid(value: str) -> tuple[int, int]:
@@ -120,7 +93,7 @@ async def test_refresh_rotates_the_session_and_the_old_refresh_token_is_refused(
                             ) as response:
         assert response.status == 400
         assert (await response.json())["error"] == "ExpiredToken"
-    assert (await provider.publish(request_for(account, credentials=fresh))).url
+    assert (await provider.publish(publish_request(account, credentials=fresh))).url
 
 
 async def test_a_refused_refresh_token_falls_back_to_the_app_password(
@@ -163,7 +136,7 @@ async def test_publish_creates_the_post_under_the_jobs_record_key(
 ) -> None:
     account = emulator.account()
     text = "Café ☕ news: https://example.com/ä?x=1 and bsky.app"
-    request = request_for(account, text, langs=["en", "fr"])
+    request = publish_request(account, text, langs=["en", "fr"])
     before = datetime.now(UTC)
     published = await provider.publish(request)
 
@@ -202,14 +175,14 @@ async def test_the_same_job_twice_is_one_post(
     provider: BlueskyProvider, emulator: BlueskyEmulator
 ) -> None:
     account = emulator.account()
-    request = request_for(account)
+    request = publish_request(account)
     first = await provider.publish(request)
     second = await provider.publish(request)
     assert first == second
     assert len(emulator.posts) == 1
     # The second createRecord was refused (the PDS's 500 for a taken key), getRecord found it.
     assert emulator.calls == ["createRecord", "createRecord", "getRecord"]
-    other = await provider.publish(request_for(account))
+    other = await provider.publish(publish_request(account))
     assert other != first and len(emulator.posts) == 2
 
 
@@ -217,7 +190,7 @@ async def test_a_lost_answer_is_unknown_and_the_retry_finds_the_post(
     provider: BlueskyProvider, emulator: BlueskyEmulator, session: aiohttp.ClientSession
 ) -> None:
     account = emulator.account()
-    request = request_for(account)
+    request = publish_request(account)
     await control(session, emulator, drop_after_next=1)
     with pytest.raises(OutcomeUnknown):
         await provider.publish(request)
@@ -233,7 +206,7 @@ async def test_a_lost_answer_is_unknown_and_the_retry_finds_the_post(
 async def test_lookup_of_a_job_that_never_posted_is_none(
     provider: BlueskyProvider, emulator: BlueskyEmulator
 ) -> None:
-    assert await provider.lookup(request_for(emulator.account()), datetime.now(UTC)) is None
+    assert await provider.lookup(publish_request(emulator.account()), datetime.now(UTC)) is None
     assert emulator.calls == ["getRecord"]
 
 
@@ -242,7 +215,7 @@ async def test_a_dropped_connection_is_transient(
 ) -> None:
     await control(session, emulator, drop_next=1)
     with pytest.raises(Transient):
-        await provider.publish(request_for(emulator.account()))
+        await provider.publish(publish_request(emulator.account()))
     assert emulator.posts == []
 
 
@@ -252,7 +225,7 @@ async def test_429_waits_until_the_epoch_reset_for_the_whole_account(
     await control(session, emulator, rate_limit_next=1, retry_after=90)
     before = datetime.now(UTC).timestamp()
     with pytest.raises(RateLimited, match=r"429.*RateLimitExceeded") as info:
-        await provider.publish(request_for(emulator.account()))
+        await provider.publish(publish_request(emulator.account()))
     after = datetime.now(UTC).timestamp()
     reset = info.value.retry_at.timestamp()
     assert reset == int(reset)  # whole epoch seconds, as RateLimit-Reset gives them
@@ -265,7 +238,7 @@ async def test_a_server_error_is_transient_once_no_post_is_found(
     provider: BlueskyProvider, emulator: BlueskyEmulator, session: aiohttp.ClientSession
 ) -> None:
     await control(session, emulator, fail_next=1, fail_status=503)
-    request = request_for(emulator.account())
+    request = publish_request(emulator.account())
     with pytest.raises(Transient, match=r"503.*NotEnoughResources"):
         await provider.publish(request)
     assert emulator.calls == ["createRecord", "getRecord"]
@@ -278,10 +251,10 @@ async def test_an_expired_access_token_is_auth_expired(
     account = emulator.account()
     await control(session, emulator, expire_tokens=True)
     with pytest.raises(AuthExpired, match=r"400.*ExpiredToken") as info:
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert account["credentials"]["access_jwt"] not in str(info.value)
     fresh = await provider.refresh(account["config"], account["credentials"], None)
-    assert (await provider.publish(request_for(account, credentials=fresh))).platform_post_id
+    assert (await provider.publish(publish_request(account, credentials=fresh))).platform_post_id
     assert len(emulator.posts) == 1
 
 
@@ -290,7 +263,7 @@ async def test_without_a_session_the_publish_asks_for_one(
 ) -> None:
     credentials = {"identifier": emulator.handle, "app_password": emulator.app_password}
     with pytest.raises(AuthExpired, match="no session"):
-        await provider.publish(request_for(emulator.account(), credentials=credentials))
+        await provider.publish(publish_request(emulator.account(), credentials=credentials))
     assert emulator.calls == []
 
 
@@ -322,7 +295,7 @@ async def test_text_over_300_graphemes_is_refused_by_the_pds_and_permanent(
     provider: BlueskyProvider, emulator: BlueskyEmulator
 ) -> None:
     with pytest.raises(Permanent, match=r"400.*InvalidRequest.*300 graphemes"):
-        await provider.publish(request_for(emulator.account(), "a" * 301))
+        await provider.publish(publish_request(emulator.account(), "a" * 301))
     assert emulator.posts == []
     # The refusal was checked against the key: nothing is there, so it stays a refusal.
     assert emulator.calls == ["createRecord", "getRecord"]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,50 +17,23 @@ from shared.providers.base import (
     AuthRevoked,
     Permanent,
     Published,
-    PublishRequest,
     RateLimited,
     Transient,
 )
 from shared.providers.discord import DiscordProvider, Webhook
 from tests.emulators.discord import DiscordEmulator
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+from tests.integration.platform_support import Serve, control, publish_request, running
 
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[DiscordEmulator]:
-    e = DiscordEmulator()
-    await e.start()
-    try:
+    async with running(DiscordEmulator) as e:
         yield e
-    finally:
-        await e.stop()
 
 
 @pytest.fixture
 def provider(session: aiohttp.ClientSession) -> DiscordProvider:
     return DiscordProvider(session)
-
-
-def request_for(account: dict[str, Any], text: str = "Launch day",
-                **config: Any) -> PublishRequest:
-    return PublishRequest(
-        job_id=uuid.uuid4().hex, post_id="post-1", account_id="acct-1",
-        scheduled_for=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
-        content=Content(text=text),
-        config={**account["config"], **config},
-        credentials=account["credentials"],
-    )
-
-
-async def control(session: aiohttp.ClientSession, emulator: DiscordEmulator,
-                  **change: Any) -> None:
-    async with session.post(f"{emulator.base_url}/_control", json=change) as response:
-        assert response.status == 200, await response.text()
 
 
 def token_of(account: dict[str, Any]) -> str:
@@ -72,7 +44,7 @@ async def test_success_returns_message_id_and_url(
     provider: DiscordProvider, emulator: DiscordEmulator
 ) -> None:
     account = emulator.account()
-    published = await provider.publish(request_for(account, "Launch day 🚀"))
+    published = await provider.publish(publish_request(account, "Launch day 🚀"))
 
     [post] = emulator.posts
     hook = next(iter(emulator.hooks.values()))
@@ -82,7 +54,7 @@ async def test_success_returns_message_id_and_url(
     assert post["wait"] is True
     assert emulator.webhook_reads == 1
     # The guild id is cached per webhook: a second post makes one call, not two.
-    second = await provider.publish(request_for(account, "Day two"))
+    second = await provider.publish(publish_request(account, "Day two"))
     assert second.platform_post_id == emulator.posts[1]["id"] != published.platform_post_id
     assert emulator.webhook_reads == 1
 
@@ -98,7 +70,7 @@ async def test_scheduled_post_never_pings_everyone(
     provider: DiscordProvider, emulator: DiscordEmulator, session: aiohttp.ClientSession
 ) -> None:
     account = emulator.account()
-    await provider.publish(request_for(account, "@everyone the sale starts now"))
+    await provider.publish(publish_request(account, "@everyone the sale starts now"))
     assert emulator.posts[0]["mention_everyone"] is False
     # The same text without allowed_mentions would have pinged the whole server.
     url = account["credentials"]["webhook_url"] + "?wait=true"
@@ -110,7 +82,7 @@ async def test_config_sets_name_avatar_and_thread(
     provider: DiscordProvider, emulator: DiscordEmulator
 ) -> None:
     account = emulator.account()
-    published = await provider.publish(request_for(
+    published = await provider.publish(publish_request(
         account, username="Herald News", avatar_url="https://cdn.example/a.png",
         thread_id="1234567890"))
     [post] = emulator.posts
@@ -127,13 +99,13 @@ async def test_429_defers_to_retry_after_in_float_seconds(
     await control(session, emulator, rate_limit_next=1, retry_after=1.25)
     before = datetime.now(UTC)
     with pytest.raises(RateLimited) as info:
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     after = datetime.now(UTC)
     assert before + timedelta(seconds=1.25) <= info.value.retry_at
     assert info.value.retry_at <= after + timedelta(seconds=1.25)
     assert info.value.scope == "account"  # the webhook's bucket is exhausted
     assert emulator.posts == []
-    assert (await provider.publish(request_for(account))).platform_post_id
+    assert (await provider.publish(publish_request(account))).platform_post_id
 
 
 async def test_global_429_holds_back_the_whole_app(
@@ -142,7 +114,7 @@ async def test_global_429_holds_back_the_whole_app(
     emulator.global_rate_limit = True
     await control(session, emulator, rate_limit_next=1, retry_after=3)
     with pytest.raises(RateLimited) as info:
-        await provider.publish(request_for(emulator.account()))
+        await provider.publish(publish_request(emulator.account()))
     assert info.value.scope == "app"
     assert timedelta(seconds=2) < info.value.retry_at - datetime.now(UTC) <= timedelta(seconds=3)
 
@@ -153,9 +125,9 @@ async def test_server_error_is_transient(
     account = emulator.account()
     await control(session, emulator, fail_next=1, fail_status=502)
     with pytest.raises(Transient, match="502"):
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert emulator.posts == []
-    assert (await provider.publish(request_for(account))).platform_post_id
+    assert (await provider.publish(publish_request(account))).platform_post_id
 
 
 async def test_dropped_connections_are_transient_even_when_discord_posted(
@@ -164,13 +136,13 @@ async def test_dropped_connections_are_transient_even_when_discord_posted(
     account = emulator.account()
     await control(session, emulator, drop_next=1)
     with pytest.raises(Transient):
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert emulator.posts == []
     # The answer is lost after Discord acted: the post exists and nothing can look it up,
     # which is why an executor that dies here leaves the job unconfirmed.
     await control(session, emulator, drop_after_next=1)
     with pytest.raises(Transient) as info:
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert len(emulator.posts) == 1
     assert token_of(account) not in str(info.value)
 
@@ -181,7 +153,7 @@ async def test_connection_refused_is_transient_and_secret_free(provider: Discord
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/api/webhooks/42/very-secret-token"
     with pytest.raises(Transient, match="unreachable") as info:
-        await provider.publish(request_for({"config": {}, "credentials": {"webhook_url": url}}))
+        await provider.publish(publish_request({"config": {}, "credentials": {"webhook_url": url}}))
     assert "very-secret-token" not in str(info.value)
 
 
@@ -191,14 +163,14 @@ async def test_deleted_webhook_is_revoked(
     account = emulator.account()
     await control(session, emulator, expire_next=1)
     with pytest.raises(AuthRevoked, match="10015") as info:
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert token_of(account) not in str(info.value)
     await control(session, emulator, expire_tokens=True)
     with pytest.raises(AuthRevoked, match="Unknown Webhook"):
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert emulator.posts == []
     # Patched with a new webhook, the account posts again.
-    assert (await provider.publish(request_for(emulator.account()))).platform_post_id
+    assert (await provider.publish(publish_request(emulator.account()))).platform_post_id
 
 
 async def test_wrong_token_is_revoked_without_leaking_it(
@@ -207,7 +179,7 @@ async def test_wrong_token_is_revoked_without_leaking_it(
     account = emulator.account()
     url = account["credentials"]["webhook_url"].rsplit("/", 1)[0] + "/wrong-token-123"
     with pytest.raises(AuthRevoked, match=r"401.*50027") as info:
-        await provider.publish(request_for({"config": {}, "credentials": {"webhook_url": url}}))
+        await provider.publish(publish_request({"config": {}, "credentials": {"webhook_url": url}}))
     assert "wrong-token-123" not in str(info.value) and url not in str(info.value)
     assert emulator.posts == []
 
@@ -237,7 +209,7 @@ async def test_over_long_content_is_refused_by_discord_and_permanent(
     provider: DiscordProvider, emulator: DiscordEmulator
 ) -> None:
     with pytest.raises(Permanent, match=r"400.*50035"):
-        await provider.publish(request_for(emulator.account(), "x" * 2001))
+        await provider.publish(publish_request(emulator.account(), "x" * 2001))
     assert emulator.posts == []
 
 
@@ -250,7 +222,7 @@ async def test_text_limit_is_2000_code_points(
     # An emoji outside the BMP is one code point (two UTF-16 units): 2,000 of them fit.
     emoji = "😀" * 2000
     assert await provider.check_content(Content(text=emoji), {}) == []
-    assert (await provider.publish(request_for(emulator.account(), emoji))).platform_post_id
+    assert (await provider.publish(publish_request(emulator.account(), emoji))).platform_post_id
 
 
 @pytest.mark.parametrize("url", [
@@ -284,31 +256,8 @@ def test_config_is_checked(provider: DiscordProvider) -> None:
     assert fields == {"config.username", "config.thread_id", "config.channel"}
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
-    """A one-route server for answers the emulator does not give."""
-    runners: list[web.AppRunner] = []
-
-    async def start(handler: Handler) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
 async def test_429_without_body_uses_reset_after_and_scopes_the_request(
-    provider: DiscordProvider, serve: Callable[[Handler], Awaitable[str]]
+    provider: DiscordProvider, serve: Serve
 ) -> None:
     async def limited(_request: web.Request) -> web.Response:
         return web.Response(status=429, text="<html>slow down</html>", headers={
@@ -318,13 +267,13 @@ async def test_429_without_body_uses_reset_after_and_scopes_the_request(
     base = await serve(limited)
     account = {"config": {}, "credentials": {"webhook_url": f"{base}/api/webhooks/1/tok"}}
     with pytest.raises(RateLimited) as info:
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     wait = (info.value.retry_at - datetime.now(UTC)).total_seconds()
     assert 6.5 < wait <= 7.5 and info.value.scope == "request"
 
 
 async def test_a_failed_guild_lookup_leaves_only_the_url_out(
-    provider: DiscordProvider, serve: Callable[[Handler], Awaitable[str]]
+    provider: DiscordProvider, serve: Serve
 ) -> None:
     async def webhook(request: web.Request) -> web.Response:
         if request.method == "GET":
@@ -333,4 +282,4 @@ async def test_a_failed_guild_lookup_leaves_only_the_url_out(
 
     base = await serve(webhook)
     account = {"config": {}, "credentials": {"webhook_url": f"{base}/api/webhooks/1/tok"}}
-    assert await provider.publish(request_for(account)) == Published("555", None)
+    assert await provider.publish(publish_request(account)) == Published("555", None)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -34,6 +33,7 @@ from tests.emulators.facebook import (
     FacebookEmulator,
 )
 from tests.emulators.platform import s256
+from tests.integration.platform_support import Serve, control, publish_request, running
 
 REDIRECT_URI = "https://herald.example/api/v1/oauth/callback"
 VERIFIER = "v" * 64
@@ -41,19 +41,9 @@ APP = OAuthApp(CLIENT_ID, CLIENT_SECRET)
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
 async def emulator() -> AsyncIterator[FacebookEmulator]:
-    e = FacebookEmulator()
-    await e.start()
-    try:
+    async with running(FacebookEmulator) as e:
         yield e
-    finally:
-        await e.stop()
 
 
 @pytest.fixture
@@ -64,19 +54,8 @@ def provider(session: aiohttp.ClientSession) -> FacebookProvider:
 def request_for(emulator: FacebookEmulator, text: str = "Hello, Page", *,
                 token: str | None = None, **config: Any) -> PublishRequest:
     account = emulator.account()
-    return PublishRequest(
-        job_id=uuid.uuid4().hex, post_id="post-1", account_id="acct-1",
-        scheduled_for=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
-        content=Content(text=text),
-        config={**account["config"], **config},
-        credentials={"page_access_token": token or account["credentials"]["page_access_token"]},
-    )
-
-
-async def control(session: aiohttp.ClientSession, emulator: FacebookEmulator,
-                  **change: Any) -> None:
-    async with session.post(f"{emulator.base_url}/_control", json=change) as response:
-        assert response.status == 200, await response.text()
+    token = token or account["credentials"]["page_access_token"]
+    return publish_request(account, text, credentials={"page_access_token": token}, **config)
 
 
 # --- publishing -------------------------------------------------------------------------------
@@ -447,28 +426,6 @@ async def test_dialog_refuses_unknown_app_and_unknown_scope(
 # --- Graph errors the emulator does not play ------------------------------------------------
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
-    runners: list[web.AppRunner] = []
-
-    async def start(handler: Handler) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
 @pytest.mark.parametrize(("status", "error", "headers", "expected", "scope", "minutes"), [
     (400, {"code": 17, "message": "(#17) User request limit reached"},
      {"X-Page-Usage": json.dumps({"call_count": 100, "estimated_time_to_regain_access": 7})},
@@ -486,7 +443,7 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
 ])
 async def test_graph_error_codes_are_mapped(
     provider: FacebookProvider, emulator: FacebookEmulator,
-    serve: Callable[[Handler], Awaitable[str]], status: int, error: dict[str, Any],
+    serve: Serve, status: int, error: dict[str, Any],
     headers: dict[str, str], expected: type[Exception], scope: str | None,
     minutes: int | None,
 ) -> None:

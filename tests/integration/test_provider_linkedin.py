@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -20,12 +18,12 @@ from shared.providers.base import (
     OutcomeUnknown,
     Permanent,
     Published,
-    PublishRequest,
     RateLimited,
     Transient,
 )
 from shared.providers.linkedin import DEFAULT_API_VERSION, LinkedInProvider, escape_little_text
 from tests.emulators.linkedin import CLIENT_ID, CLIENT_SECRET, ORGANIZATION, LinkedInEmulator
+from tests.integration.platform_support import Serve, control, publish_request, running
 
 APP = OAuthApp(CLIENT_ID, CLIENT_SECRET)
 REDIRECT = "https://ops.example/api/v1/oauth/callback"
@@ -34,18 +32,8 @@ RESERVED_TEXT = r"Big news (v2.0) [beta] {x} <y> @team #launch *b* _i_ ~s~ a|b b
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[LinkedInEmulator]:
-    e = LinkedInEmulator()
-    await e.start()
-    try:
+    async with running(LinkedInEmulator) as e:
         yield e
-    finally:
-        await e.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture
@@ -53,27 +41,10 @@ def provider(session: aiohttp.ClientSession) -> LinkedInProvider:
     return LinkedInProvider(session)
 
 
-def request_for(account: dict[str, Any], text: str = "Hello from Herald", *,
-                credentials: dict[str, Any] | None = None,
-                scheduled_for: datetime | None = None, **config: Any) -> PublishRequest:
-    return PublishRequest(
-        job_id=uuid.uuid4().hex, post_id="post-1", account_id="acct-1",
-        scheduled_for=scheduled_for or datetime.now(UTC) - timedelta(seconds=1),
-        content=Content(text=text), config={**account["config"], **config},
-        credentials=credentials or account["credentials"],
-    )
-
-
-async def control(session: aiohttp.ClientSession, emulator: LinkedInEmulator,
-                  **change: Any) -> None:
-    async with session.post(f"{emulator.base_url}/_control", json=change) as response:
-        assert response.status == 200, await response.text()
-
-
 async def test_publish_sends_linkedins_contract_and_keeps_the_urn(
         provider: LinkedInProvider, emulator: LinkedInEmulator) -> None:
     account = emulator.account()
-    published = await provider.publish(request_for(account))
+    published = await provider.publish(publish_request(account))
 
     [post] = emulator.posts
     assert published == Published(post["id"], f"https://www.linkedin.com/feed/update/{post['id']}/")
@@ -97,7 +68,7 @@ async def test_reserved_characters_are_escaped_and_shown_as_written(
     for char in "|{}@[]()<>#\\*_~":
         assert escape_little_text(char) == "\\" + char
     account = emulator.account()
-    await provider.publish(request_for(account, RESERVED_TEXT))
+    await provider.publish(publish_request(account, RESERVED_TEXT))
     [post] = emulator.posts
     assert post["commentary"] == escape_little_text(RESERVED_TEXT)
     assert (post["text"], post["mangled"]) == (RESERVED_TEXT, False)
@@ -117,7 +88,7 @@ async def test_429_waits_for_midnight_utc_and_holds_the_account(
         session: aiohttp.ClientSession) -> None:
     await control(session, emulator, rate_limit_next=1)
     with pytest.raises(RateLimited) as info:
-        await provider.publish(request_for(emulator.account()))
+        await provider.publish(publish_request(emulator.account()))
     tomorrow = datetime.now(UTC).date() + timedelta(days=1)
     assert info.value.retry_at == datetime(tomorrow.year, tomorrow.month, tomorrow.day,
                                            tzinfo=UTC)
@@ -125,32 +96,9 @@ async def test_429_waits_for_midnight_utc_and_holds_the_account(
     assert emulator.posts == []
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
-    """A one-route server for answers the emulator does not give."""
-    runners: list[web.AppRunner] = []
-
-    async def start(handler: Handler) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
 async def test_other_429s_wait_a_minute_or_retry_after(
         provider: LinkedInProvider, emulator: LinkedInEmulator,
-        serve: Callable[[Handler], Awaitable[str]]) -> None:
+        serve: Serve) -> None:
     async def throttled(request: web.Request) -> web.Response:
         headers = {"Retry-After": "5"} if request.path.startswith("/after/") else {}
         return web.json_response({"status": 429, "message": "Too Many Requests"}, status=429,
@@ -159,18 +107,18 @@ async def test_other_429s_wait_a_minute_or_retry_after(
     base = await serve(throttled)
     account = emulator.account()
     with pytest.raises(RateLimited) as info:
-        await provider.publish(request_for(account, api_base=base))
+        await provider.publish(publish_request(account, api_base=base))
     wait = (info.value.retry_at - datetime.now(UTC)).total_seconds()
     assert 55 < wait <= 60 and info.value.scope == "request"
     with pytest.raises(RateLimited) as info:
-        await provider.publish(request_for(account, api_base=base + "/after"))
+        await provider.publish(publish_request(account, api_base=base + "/after"))
     assert 0 < (info.value.retry_at - datetime.now(UTC)).total_seconds() <= 5
 
 
 async def test_server_error_is_transient_and_a_drop_leaves_the_outcome_unknown(
         provider: LinkedInProvider, emulator: LinkedInEmulator,
         session: aiohttp.ClientSession) -> None:
-    request = request_for(emulator.account())
+    request = publish_request(emulator.account())
     await control(session, emulator, fail_next=1, fail_status=500)
     with pytest.raises(Transient, match="500"):
         await provider.publish(request)
@@ -188,7 +136,7 @@ async def test_expired_token_is_refreshed_with_the_same_refresh_token(
     old = account["credentials"]
     await control(session, emulator, expire_tokens=True)
     with pytest.raises(AuthExpired, match="401") as info:
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert old["access_token"] not in str(info.value)
 
     new = await provider.refresh(account["config"], old, APP)
@@ -196,7 +144,7 @@ async def test_expired_token_is_refreshed_with_the_same_refresh_token(
     assert new["refresh_token"] == old["refresh_token"]  # LinkedIn does not rotate it
     expires = datetime.fromisoformat(new["expires_at"].replace("Z", "+00:00"))
     assert timedelta(days=59, hours=23) < expires - datetime.now(UTC) <= timedelta(days=60)
-    await provider.publish(request_for(account, credentials=new))
+    await provider.publish(publish_request(account, credentials=new))
     again = await provider.refresh(account["config"], new, APP)
     assert again["refresh_token"] == old["refresh_token"]
     assert emulator.tokens.refresh_calls == 2
@@ -208,7 +156,7 @@ async def test_expired_token_without_a_refresh_token_is_revoked(
     account = emulator.account(refresh_token=False)
     await control(session, emulator, expire_tokens=True)
     with pytest.raises(AuthRevoked, match="reconnect"):
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     with pytest.raises(AuthRevoked):
         await provider.refresh(account["config"], account["credentials"], APP)
 
@@ -229,7 +177,7 @@ async def test_emulator_refuses_requests_without_linkedins_headers(
         provider: LinkedInProvider, emulator: LinkedInEmulator,
         session: aiohttp.ClientSession) -> None:
     account = emulator.account()
-    await provider.publish(request_for(account))
+    await provider.publish(publish_request(account))
     body = emulator.posts[0]["body"]
     url = f"{emulator.base_url}/rest/posts"
     auth = {"Authorization": f"Bearer {account['credentials']['access_token']}"}
@@ -245,7 +193,7 @@ async def test_emulator_refuses_requests_without_linkedins_headers(
         assert response.status == 400
         assert "Unpermitted fields" in (await response.json())["message"]
     with pytest.raises(Permanent, match=r"426.*NONEXISTENT_VERSION.*api_version"):
-        await provider.publish(request_for(account, "another", api_version="202001"))
+        await provider.publish(publish_request(account, "another", api_version="202001"))
     assert len(emulator.posts) == 1
 
 
@@ -261,10 +209,10 @@ async def test_text_is_measured_in_utf16_characters_before_escaping(
     assert await problems("🎉" * 1501) == [("content.text",
                                             "linkedin: 3002 characters, at most 3000")]
     account = emulator.account()
-    await provider.publish(request_for(account, "(" * 3000))  # 6,000 escaped, 3,000 shown
+    await provider.publish(publish_request(account, "(" * 3000))  # 6,000 escaped, 3,000 shown
     assert emulator.posts[0]["text"] == "(" * 3000
     with pytest.raises(Permanent, match="422"):
-        await provider.publish(request_for(account, "b" * 3001))
+        await provider.publish(publish_request(account, "b" * 3001))
     assert len(emulator.posts) == 1
 
 
@@ -305,7 +253,7 @@ async def test_oauth_round_trip_reads_the_member_urn(
     assert connected.config == {"author_urn": f"urn:li:person:{member}"}
     assert emulator.userinfo_calls == 1
     account = {"config": {**config, **connected.config}, "credentials": connected.credentials}
-    await provider.publish(request_for(account))
+    await provider.publish(publish_request(account))
     assert emulator.posts[0]["author"] == f"urn:li:person:{member}"
     with pytest.raises(Permanent, match="400"):  # a code works once
         await provider.exchange_code(config, APP, REDIRECT, redirected["code"], "")
@@ -320,7 +268,7 @@ async def test_oauth_for_an_organization_keeps_its_urn(
         session, provider.authorization_url(config, APP, REDIRECT, "s", "c"))
     connected = await provider.exchange_code(config, APP, REDIRECT, redirected["code"], "")
     assert connected.config == {} and emulator.userinfo_calls == 0
-    request = request_for({"config": config, "credentials": connected.credentials})
+    request = publish_request({"config": config, "credentials": connected.credentials})
     published = await provider.publish(request)
     assert emulator.posts[0]["author"] == ORGANIZATION
     assert await provider.lookup(request, datetime.now(UTC) - timedelta(minutes=1)) == published
@@ -335,23 +283,23 @@ async def test_connect_fills_in_the_author_of_a_token_sent_directly(
     assert connected.credentials == account["credentials"]
     assert (await provider.connect(account["config"], account["credentials"])).config == {}
     with pytest.raises(Permanent, match="author_urn"):
-        await provider.publish(request_for({"config": config,
-                                            "credentials": account["credentials"]}))
+        await provider.publish(publish_request({"config": config,
+                                                "credentials": account["credentials"]}))
 
 
 async def test_lookup_needs_read_permission(provider: LinkedInProvider,
                                             emulator: LinkedInEmulator) -> None:
     account = emulator.account()
     before = datetime.now(UTC) - timedelta(seconds=2)
-    published = await provider.publish(request_for(account, RESERVED_TEXT))
-    assert await provider.lookup(request_for(account, RESERVED_TEXT), before) == published
-    assert await provider.lookup(request_for(account, "other"), before) is None
+    published = await provider.publish(publish_request(account, RESERVED_TEXT))
+    assert await provider.lookup(publish_request(account, RESERVED_TEXT), before) == published
+    assert await provider.lookup(publish_request(account, "other"), before) is None
     later = datetime.now(UTC) + timedelta(minutes=2)  # past the skew allowance
-    assert await provider.lookup(request_for(account, RESERVED_TEXT), later) is None
+    assert await provider.lookup(publish_request(account, RESERVED_TEXT), later) is None
 
     writer = emulator.account(scope="openid profile w_member_social")
     with pytest.raises(Permanent, match=r"403.*r_member_social"):
-        await provider.lookup(request_for(writer), before)
+        await provider.lookup(publish_request(writer), before)
 
 
 async def test_emulator_wants_urns_in_queries_encoded(emulator: LinkedInEmulator,
@@ -368,7 +316,7 @@ async def test_emulator_wants_urns_in_queries_encoded(emulator: LinkedInEmulator
 async def test_retry_after_a_lost_answer_is_confirmed_by_lookup(
         provider: LinkedInProvider, emulator: LinkedInEmulator,
         session: aiohttp.ClientSession) -> None:
-    request = request_for(emulator.account(), RESERVED_TEXT)
+    request = publish_request(emulator.account(), RESERVED_TEXT)
     await control(session, emulator, drop_after_next=1)
     with pytest.raises(OutcomeUnknown):
         await provider.publish(request)
@@ -382,7 +330,7 @@ async def test_unconfirmable_duplicate_is_permanent_and_names_the_post(
         provider: LinkedInProvider, emulator: LinkedInEmulator,
         session: aiohttp.ClientSession) -> None:
     writer = emulator.account(scope="openid profile w_member_social")
-    request = request_for(writer, "Quarterly results are out")
+    request = publish_request(writer, "Quarterly results are out")
     await control(session, emulator, drop_after_next=1)
     with pytest.raises(OutcomeUnknown):
         await provider.publish(request)
@@ -391,8 +339,8 @@ async def test_unconfirmable_duplicate_is_permanent_and_names_the_post(
         await provider.publish(request)
 
     reader = emulator.account()
-    await provider.publish(request_for(reader, "Weekly digest"))
+    await provider.publish(publish_request(reader, "Weekly digest"))
     emulator.posts[-1]["created_ms"] -= 2 * 3600 * 1000  # another job's post, 2 hours ago
     with pytest.raises(Permanent, match="no post with this text since"):
-        await provider.publish(request_for(reader, "Weekly digest"))
+        await provider.publish(publish_request(reader, "Weekly digest"))
     assert len(emulator.posts) == 2

@@ -7,12 +7,10 @@ import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from bson import ObjectId
 
 from shared.models import Content
 from shared.providers.base import (
@@ -21,51 +19,25 @@ from shared.providers.base import (
     OutcomeUnknown,
     Permanent,
     Published,
-    PublishRequest,
     RateLimited,
     Transient,
 )
 from shared.providers.mastodon import MastodonProvider, count_characters
 from tests.emulators.mastodon import MastodonEmulator
+from tests.integration.platform_support import control, publish_request, running
 
 REDIRECT_URI = "https://ops.example/api/v1/oauth/callback"
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
 async def emulator() -> AsyncIterator[MastodonEmulator]:
-    e = MastodonEmulator()
-    await e.start()
-    try:
+    async with running(MastodonEmulator) as e:
         yield e
-    finally:
-        await e.stop()
 
 
 @pytest.fixture
 def provider(session: aiohttp.ClientSession) -> MastodonProvider:
     return MastodonProvider(session)
-
-
-def request_for(account: dict[str, Any], text: str = "Hello from Herald", *,
-                job_id: str | None = None, **config: Any) -> PublishRequest:
-    return PublishRequest(
-        job_id=job_id or str(ObjectId()), post_id="post-7", account_id="acct-3",
-        scheduled_for=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
-        content=Content(text=text), config={**account["config"], **config},
-        credentials=account["credentials"],
-    )
-
-
-async def control(session: aiohttp.ClientSession, emulator: MastodonEmulator,
-                  **change: Any) -> None:
-    async with session.post(f"{emulator.base_url}/_control", json=change) as response:
-        assert response.status == 200, await response.text()
 
 
 def pkce() -> tuple[str, str]:
@@ -81,7 +53,7 @@ async def test_publish_returns_the_status_id_and_url(
     provider: MastodonProvider, emulator: MastodonEmulator
 ) -> None:
     account = emulator.account()
-    request = request_for(account)
+    request = publish_request(account)
     published = await provider.publish(request)
 
     [post] = emulator.posts
@@ -94,7 +66,7 @@ async def test_publish_returns_the_status_id_and_url(
 async def test_visibility_comes_from_the_config(
     provider: MastodonProvider, emulator: MastodonEmulator
 ) -> None:
-    await provider.publish(request_for(emulator.account(), visibility="unlisted"))
+    await provider.publish(publish_request(emulator.account(), visibility="unlisted"))
     assert [p["visibility"] for p in emulator.posts] == ["unlisted"]
 
 
@@ -102,11 +74,11 @@ async def test_the_same_job_twice_is_one_status(
     provider: MastodonProvider, emulator: MastodonEmulator
 ) -> None:
     account = emulator.account()
-    request = request_for(account)
+    request = publish_request(account)
     first = await provider.publish(request)
     second = await provider.publish(request)
     assert first == second
-    other = await provider.publish(request_for(account))
+    other = await provider.publish(publish_request(account))
     assert other.platform_post_id != first.platform_post_id
     assert len(emulator.posts) == 2
     assert emulator.calls.count("statuses") == 3
@@ -115,7 +87,7 @@ async def test_the_same_job_twice_is_one_status(
 async def test_a_lost_answer_is_transient_and_the_retry_gets_the_first_status(
     provider: MastodonProvider, emulator: MastodonEmulator, session: aiohttp.ClientSession
 ) -> None:
-    request = request_for(emulator.account())
+    request = publish_request(emulator.account())
     await control(session, emulator, drop_after_next=1)
     with pytest.raises(OutcomeUnknown):
         await provider.publish(request)
@@ -130,7 +102,7 @@ async def test_a_connection_dropped_before_posting_is_transient(
 ) -> None:
     await control(session, emulator, drop_next=1)
     with pytest.raises(Transient) as info:
-        await provider.publish(request_for(emulator.account()))
+        await provider.publish(publish_request(emulator.account()))
     assert emulator.posts == []
     # The request was sent: from here the instance might have acted, so the outcome is unknown
     # and the executor retries under the same Idempotency-Key.
@@ -143,7 +115,7 @@ async def test_429_waits_until_the_iso_8601_reset_for_the_whole_account(
     await control(session, emulator, rate_limit_next=1, retry_after=90)
     before = datetime.now(UTC)
     with pytest.raises(RateLimited, match="429") as info:
-        await provider.publish(request_for(emulator.account()))
+        await provider.publish(publish_request(emulator.account()))
     after = datetime.now(UTC)
     tick = timedelta(milliseconds=1)
     assert before + timedelta(seconds=90) - tick <= info.value.retry_at
@@ -158,7 +130,7 @@ async def test_a_server_error_is_transient(
     status: int,
 ) -> None:
     await control(session, emulator, fail_next=1, fail_status=status)
-    request = request_for(emulator.account())
+    request = publish_request(emulator.account())
     with pytest.raises(Transient, match=str(status)):
         await provider.publish(request)
     assert (await provider.publish(request)).platform_post_id  # the script is spent
@@ -170,7 +142,7 @@ async def test_a_revoked_token_is_auth_revoked_without_the_token_in_the_message(
     account = emulator.account()
     await control(session, emulator, expire_tokens=True)
     with pytest.raises(AuthRevoked, match=r"401.*access token is invalid") as info:
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert account["credentials"]["access_token"] not in str(info.value)
     assert emulator.posts == []
 
@@ -206,7 +178,7 @@ async def test_an_over_long_status_is_refused_by_the_instance_and_permanent(
     provider: MastodonProvider, emulator: MastodonEmulator
 ) -> None:
     with pytest.raises(Permanent, match=r"422.*character limit of 500"):
-        await provider.publish(request_for(emulator.account(), "y" * 501))
+        await provider.publish(publish_request(emulator.account(), "y" * 501))
     assert emulator.posts == []
 
 
@@ -288,7 +260,7 @@ async def test_register_authorize_and_exchange_round_trip(
     connected = await provider.exchange_code(config, app, REDIRECT_URI, back["code"], verifier)
     assert set(connected.credentials) == {"access_token"}
     assert provider.validate_account(config, connected.credentials) == []
-    published = await provider.publish(request_for(
+    published = await provider.publish(publish_request(
         {"config": config, "credentials": connected.credentials}, "connected"))
     assert published.platform_post_id == emulator.posts[0]["id"]
 
@@ -331,12 +303,12 @@ async def test_lookup_finds_the_jobs_status_by_its_source_text(
 ) -> None:
     account = emulator.account()
     since = datetime.now(UTC)
-    request = request_for(account, "the one & only <post>")
+    request = publish_request(account, "the one & only <post>")
     published = await provider.publish(request)
-    await provider.publish(request_for(account, "another post after it"))
+    await provider.publish(publish_request(account, "another post after it"))
 
     assert await provider.lookup(request, since) == published
-    assert await provider.lookup(request_for(account, "never posted"), since) is None
+    assert await provider.lookup(publish_request(account, "never posted"), since) is None
     later = datetime.now(UTC) + timedelta(minutes=5)
     assert await provider.lookup(request, later) is None
     assert "source" in emulator.calls

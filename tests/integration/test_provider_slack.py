@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,28 +17,18 @@ from shared.providers.base import (
     AuthRevoked,
     Permanent,
     Published,
-    PublishRequest,
     RateLimited,
     Transient,
 )
 from shared.providers.slack import SlackProvider, escape
 from tests.emulators.slack import SlackEmulator
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+from tests.integration.platform_support import Serve, control, publish_request, running
 
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[SlackEmulator]:
-    e = SlackEmulator()
-    await e.start()
-    try:
+    async with running(SlackEmulator) as e:
         yield e
-    finally:
-        await e.stop()
 
 
 @pytest.fixture
@@ -47,23 +36,8 @@ def provider(session: aiohttp.ClientSession) -> SlackProvider:
     return SlackProvider(session)
 
 
-def request_for(account: dict[str, Any], text: str = "Launch day") -> PublishRequest:
-    return PublishRequest(
-        job_id=uuid.uuid4().hex, post_id="post-1", account_id="acct-1",
-        scheduled_for=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
-        content=Content(text=text), config=account["config"],
-        credentials=account["credentials"],
-    )
-
-
 def with_url(url: str) -> dict[str, Any]:
     return {"config": {}, "credentials": {"webhook_url": url}}
-
-
-async def control(session: aiohttp.ClientSession, emulator: SlackEmulator,
-                  **change: Any) -> None:
-    async with session.post(f"{emulator.base_url}/_control", json=change) as response:
-        assert response.status == 200, await response.text()
 
 
 def secret_of(account: dict[str, Any]) -> str:
@@ -72,7 +46,8 @@ def secret_of(account: dict[str, Any]) -> str:
 
 async def test_success_has_no_id_or_url(provider: SlackProvider, emulator: SlackEmulator) -> None:
     account = emulator.account()
-    assert await provider.publish(request_for(account, "Launch day 🚀")) == Published(None, None)
+    published = await provider.publish(publish_request(account, "Launch day 🚀"))
+    assert published == Published(None, None)
     [post] = emulator.posts
     assert post["payload"] == {"text": "Launch day 🚀"}
     assert post["hook"] == next(iter(emulator.hooks.values())).hook_id
@@ -82,7 +57,7 @@ async def test_control_characters_are_escaped_and_shown_as_written(
     provider: SlackProvider, emulator: SlackEmulator
 ) -> None:
     text = "Deploy <!channel> & see <https://x.example|here>: 5 > 3"
-    await provider.publish(request_for(emulator.account(), text))
+    await provider.publish(publish_request(emulator.account(), text))
     [post] = emulator.posts
     assert post["text"] == ("Deploy &lt;!channel&gt; &amp; see "
                             "&lt;https://x.example|here&gt;: 5 &gt; 3")
@@ -96,12 +71,12 @@ async def test_429_defers_to_retry_after_seconds_for_the_account(
     await control(session, emulator, rate_limit_next=1, retry_after=2)
     before = datetime.now(UTC)
     with pytest.raises(RateLimited, match="429") as info:
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert before + timedelta(seconds=2) <= info.value.retry_at
     assert info.value.retry_at <= datetime.now(UTC) + timedelta(seconds=2)
     assert info.value.scope == "account"
     assert emulator.posts == []
-    assert await provider.publish(request_for(account)) == Published()
+    assert await provider.publish(publish_request(account)) == Published()
 
 
 async def test_server_error_is_transient(
@@ -110,7 +85,7 @@ async def test_server_error_is_transient(
     account = emulator.account()
     await control(session, emulator, fail_next=1, fail_status=500)
     with pytest.raises(Transient, match="500: rollup_error"):
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert emulator.posts == []
 
 
@@ -120,11 +95,11 @@ async def test_dropped_connections_are_transient_even_when_slack_posted(
     account = emulator.account()
     await control(session, emulator, drop_next=1)
     with pytest.raises(Transient):
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert emulator.posts == []
     await control(session, emulator, drop_after_next=1)
     with pytest.raises(Transient) as info:
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert len(emulator.posts) == 1  # posted, answer lost: nothing can confirm it
     assert secret_of(account) not in str(info.value)
 
@@ -135,7 +110,7 @@ async def test_connection_refused_is_transient_and_secret_free(provider: SlackPr
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/services/T1/B1/verysecret42"
     with pytest.raises(Transient, match="unreachable") as info:
-        await provider.publish(request_for(with_url(url)))
+        await provider.publish(publish_request(with_url(url)))
     assert "verysecret42" not in str(info.value)
 
 
@@ -145,13 +120,13 @@ async def test_removed_webhook_is_revoked(
     account = emulator.account()
     await control(session, emulator, expire_next=1)
     with pytest.raises(AuthRevoked, match="404: no_service") as info:
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert secret_of(account) not in str(info.value)
     await control(session, emulator, expire_tokens=True)
     with pytest.raises(AuthRevoked, match="no_service"):
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert emulator.posts == []
-    assert await provider.publish(request_for(emulator.account())) == Published()
+    assert await provider.publish(publish_request(emulator.account())) == Published()
 
 
 async def test_wrong_secret_is_revoked_without_leaking_it(
@@ -159,7 +134,7 @@ async def test_wrong_secret_is_revoked_without_leaking_it(
 ) -> None:
     url = emulator.account()["credentials"]["webhook_url"].rsplit("/", 1)[0] + "/wrongsecret99"
     with pytest.raises(AuthRevoked, match="403: invalid_token") as info:
-        await provider.publish(request_for(with_url(url)))
+        await provider.publish(publish_request(with_url(url)))
     assert "wrongsecret99" not in str(info.value)
     assert emulator.posts == []
 
@@ -205,7 +180,7 @@ async def test_text_limit_counts_characters_as_sent(
     assert await provider.check_content(Content(text="&" * 8_000), {}) == []  # 8,000 "&amp;"
     assert await provider.check_content(Content(text="&" * 8_001), {}) == [
         ("content.text", "slack: 40005 characters, at most 40000")]
-    await provider.publish(request_for(emulator.account(), "<" * 8_000))
+    await provider.publish(publish_request(emulator.account(), "<" * 8_000))
     assert emulator.posts[0]["truncated"] is False
     assert emulator.posts[0]["shown"] == "<" * 8_000
 
@@ -242,29 +217,6 @@ def test_config_takes_nothing(provider: SlackProvider) -> None:
         "config.channel"]
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
-    """A one-route server answering with a status and body the emulator does not script."""
-    runners: list[web.AppRunner] = []
-
-    async def start(handler: Handler) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
 @pytest.mark.parametrize(("status", "code", "error"), [
     (400, "invalid_payload", Permanent),
     (400, "user_not_found", Permanent),
@@ -274,7 +226,7 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
     (503, "service_unavailable", Transient),
 ])
 async def test_slack_answers_are_mapped(
-    provider: SlackProvider, serve: Callable[[Handler], Awaitable[str]],
+    provider: SlackProvider, serve: Serve,
     status: int, code: str, error: type[Exception],
 ) -> None:
     async def answer(_request: web.Request) -> web.Response:
@@ -282,6 +234,6 @@ async def test_slack_answers_are_mapped(
 
     base = await serve(answer)
     with pytest.raises(error, match=f"{status}: {code}") as info:
-        await provider.publish(request_for(with_url(f"{base}/services/T1/B2/hookkey7")))
+        await provider.publish(publish_request(with_url(f"{base}/services/T1/B2/hookkey7")))
     assert type(info.value) is error
     assert "hookkey7" not in str(info.value)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import socket
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,22 +29,13 @@ from tests.emulators.telegram import (
     GROUP_ID,
     TelegramEmulator,
 )
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+from tests.integration.platform_support import Serve, control, publish_request, running
 
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[TelegramEmulator]:
-    e = TelegramEmulator()
-    await e.start()
-    try:
+    async with running(TelegramEmulator) as e:
         yield e
-    finally:
-        await e.stop()
 
 
 @pytest.fixture
@@ -56,19 +46,8 @@ def provider(session: aiohttp.ClientSession) -> TelegramProvider:
 def request_for(emulator: TelegramEmulator, text: str = "Hello, channel", *,
                 token: str | None = None, **config: Any) -> PublishRequest:
     account = emulator.account()
-    return PublishRequest(
-        job_id=uuid.uuid4().hex, post_id="post-1", account_id="acct-1",
-        scheduled_for=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
-        content=Content(text=text),
-        config={**account["config"], **config},
-        credentials={"bot_token": token or account["credentials"]["bot_token"]},
-    )
-
-
-async def control(session: aiohttp.ClientSession, emulator: TelegramEmulator,
-                  **change: Any) -> None:
-    async with session.post(f"{emulator.base_url}/_control", json=change) as response:
-        assert response.status == 200, await response.text()
+    token = token or account["credentials"]["bot_token"]
+    return publish_request(account, text, credentials={"bot_token": token}, **config)
 
 
 # --- publishing -------------------------------------------------------------------------------
@@ -289,31 +268,9 @@ async def test_malformed_token_is_refused_without_being_shown(
 # --- answers the emulator does not give -------------------------------------------------------
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
-    runners: list[web.AppRunner] = []
-
-    async def start(handler: Handler) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
 async def test_error_echoing_the_url_is_scrubbed_of_the_token(
     provider: TelegramProvider, emulator: TelegramEmulator,
-    serve: Callable[[Handler], Awaitable[str]],
+    serve: Serve,
 ) -> None:
     async def echo(request: web.Request) -> web.Response:
         return web.json_response({"ok": False, "error_code": 400,
@@ -328,7 +285,7 @@ async def test_error_echoing_the_url_is_scrubbed_of_the_token(
 
 async def test_group_upgraded_to_supergroup_names_the_new_chat(
     provider: TelegramProvider, emulator: TelegramEmulator,
-    serve: Callable[[Handler], Awaitable[str]],
+    serve: Serve,
 ) -> None:
     async def migrated(_request: web.Request) -> web.Response:
         return web.json_response({
@@ -344,7 +301,7 @@ async def test_group_upgraded_to_supergroup_names_the_new_chat(
 
 async def test_429_with_only_the_header_uses_it(
     provider: TelegramProvider, emulator: TelegramEmulator,
-    serve: Callable[[Handler], Awaitable[str]],
+    serve: Serve,
 ) -> None:
     async def flood(_request: web.Request) -> web.Response:
         return web.json_response({"ok": False, "error_code": 429,

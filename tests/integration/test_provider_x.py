@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -21,13 +19,13 @@ from shared.providers.base import (
     OutcomeUnknown,
     Permanent,
     Published,
-    PublishRequest,
     RateLimited,
     Transient,
 )
 from shared.providers.x import XProvider
 from tests.emulators.platform import s256
 from tests.emulators.x import CLIENT_ID, CLIENT_SECRET, XEmulator
+from tests.integration.platform_support import control, publish_request, running
 
 APP = OAuthApp(CLIENT_ID, CLIENT_SECRET)
 REDIRECT = "https://ops.example/api/v1/oauth/callback"
@@ -35,18 +33,8 @@ REDIRECT = "https://ops.example/api/v1/oauth/callback"
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[XEmulator]:
-    e = XEmulator()
-    await e.start()
-    try:
+    async with running(XEmulator) as e:
         yield e
-    finally:
-        await e.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture
@@ -54,26 +42,10 @@ def provider(session: aiohttp.ClientSession) -> XProvider:
     return XProvider(session)
 
 
-def request_for(account: dict[str, Any], text: str = "Hello from Herald", *,
-                job_id: str | None = None, credentials: dict[str, Any] | None = None,
-                scheduled_for: datetime | None = None) -> PublishRequest:
-    return PublishRequest(
-        job_id=job_id or uuid.uuid4().hex, post_id="post-1", account_id="acct-1",
-        scheduled_for=scheduled_for or datetime.now(UTC) - timedelta(seconds=1),
-        content=Content(text=text), config=account["config"],
-        credentials=credentials or account["credentials"],
-    )
-
-
-async def control(session: aiohttp.ClientSession, emulator: XEmulator, **change: Any) -> None:
-    async with session.post(f"{emulator.base_url}/_control", json=change) as response:
-        assert response.status == 200, await response.text()
-
-
 async def test_publish_returns_the_post_id_and_url(provider: XProvider,
                                                    emulator: XEmulator) -> None:
     account = emulator.account()
-    published = await provider.publish(request_for(account, "Hello & welcome"))
+    published = await provider.publish(publish_request(account, "Hello & welcome"))
 
     [post] = emulator.posts
     assert post["text"] == "Hello & welcome"
@@ -86,7 +58,7 @@ async def test_429_waits_until_x_rate_limit_reset(provider: XProvider, emulator:
     await control(session, emulator, rate_limit_next=1, retry_after=30)
     before = time.time()
     with pytest.raises(RateLimited) as info:
-        await provider.publish(request_for(emulator.account()))
+        await provider.publish(publish_request(emulator.account()))
     assert info.value.scope == "request"
     assert before + 29 <= info.value.retry_at.timestamp() <= time.time() + 31
     assert emulator.posts == []
@@ -96,9 +68,9 @@ async def test_spent_user_24_hour_limit_holds_the_account(provider: XProvider,
                                                           emulator: XEmulator) -> None:
     emulator.user_day_limit = 1
     account = emulator.account()
-    await provider.publish(request_for(account, "first"))
+    await provider.publish(publish_request(account, "first"))
     with pytest.raises(RateLimited) as info:
-        await provider.publish(request_for(account, "second"))
+        await provider.publish(publish_request(account, "second"))
     assert info.value.scope == "account"
     first = emulator.posts[0]["at"]
     assert first + 24 * 3600 - 1 <= info.value.retry_at.timestamp() <= first + 24 * 3600 + 1
@@ -108,9 +80,9 @@ async def test_spent_user_24_hour_limit_holds_the_account(provider: XProvider,
 async def test_spent_app_24_hour_limit_holds_the_app(provider: XProvider,
                                                      emulator: XEmulator) -> None:
     emulator.app_day_limit = 1
-    await provider.publish(request_for(emulator.account(), "one user"))
+    await provider.publish(publish_request(emulator.account(), "one user"))
     with pytest.raises(RateLimited) as info:
-        await provider.publish(request_for(emulator.account(), "another user"))
+        await provider.publish(publish_request(emulator.account(), "another user"))
     assert info.value.scope == "app"
     assert info.value.retry_at > datetime.now(UTC) + timedelta(hours=23)
 
@@ -118,7 +90,7 @@ async def test_spent_app_24_hour_limit_holds_the_app(provider: XProvider,
 async def test_server_error_is_transient(provider: XProvider, emulator: XEmulator,
                                          session: aiohttp.ClientSession) -> None:
     await control(session, emulator, fail_next=1, fail_status=503)
-    request = request_for(emulator.account())
+    request = publish_request(emulator.account())
     with pytest.raises(Transient, match="503"):
         await provider.publish(request)
     assert (await provider.publish(request)).platform_post_id == emulator.posts[0]["id"]
@@ -128,14 +100,14 @@ async def test_dropped_connection_leaves_the_outcome_unknown(
         provider: XProvider, emulator: XEmulator, session: aiohttp.ClientSession) -> None:
     await control(session, emulator, drop_next=1)
     with pytest.raises(OutcomeUnknown, match="connection lost"):
-        await provider.publish(request_for(emulator.account()))
+        await provider.publish(publish_request(emulator.account()))
     assert emulator.posts == []
 
 
 async def test_retry_after_a_lost_answer_finds_the_earlier_post(
         provider: XProvider, emulator: XEmulator, session: aiohttp.ClientSession) -> None:
     text = "Launch day & more: https://example.com/launch?utm=x <3"
-    request = request_for(emulator.account(), text)
+    request = publish_request(emulator.account(), text)
     await control(session, emulator, drop_after_next=1)
     with pytest.raises(OutcomeUnknown):
         await provider.publish(request)
@@ -150,10 +122,10 @@ async def test_retry_after_a_lost_answer_finds_the_earlier_post(
 async def test_duplicate_of_an_older_post_is_permanent(provider: XProvider,
                                                        emulator: XEmulator) -> None:
     account = emulator.account()
-    await provider.publish(request_for(account, "Daily reminder"))
+    await provider.publish(publish_request(account, "Daily reminder"))
     emulator.posts[0]["at"] -= 2 * 3600  # another job's post, two hours ago
     with pytest.raises(Permanent, match="duplicate"):
-        await provider.publish(request_for(account, "Daily reminder"))
+        await provider.publish(publish_request(account, "Daily reminder"))
     assert len(emulator.posts) == 1
 
 
@@ -163,7 +135,7 @@ async def test_expired_token_then_refresh_rotates(provider: XProvider, emulator:
     old = account["credentials"]
     await control(session, emulator, expire_tokens=True)
     with pytest.raises(AuthExpired) as info:
-        await provider.publish(request_for(account))
+        await provider.publish(publish_request(account))
     assert old["access_token"] not in str(info.value)
 
     new = await provider.refresh(account["config"], old, APP)
@@ -171,7 +143,7 @@ async def test_expired_token_then_refresh_rotates(provider: XProvider, emulator:
     assert new["refresh_token"] != old["refresh_token"]
     expires = datetime.fromisoformat(new["expires_at"].replace("Z", "+00:00"))
     assert timedelta(minutes=119) < expires - datetime.now(UTC) <= timedelta(hours=2)
-    await provider.publish(request_for(account, credentials=new))
+    await provider.publish(publish_request(account, credentials=new))
     assert len(emulator.posts) == 1
 
     with pytest.raises(AuthRevoked) as refused:  # the old refresh token was spent
@@ -222,7 +194,7 @@ async def test_emulator_refuses_what_x_refuses(provider: XProvider, emulator: XE
         assert response.status == 401
         assert (await response.json())["title"] == "Unauthorized"
     with pytest.raises(Permanent, match=r"400.*too long"):
-        await provider.publish(request_for(account, "a" * 281))
+        await provider.publish(publish_request(account, "a" * 281))
     assert emulator.posts == []
 
 
@@ -271,8 +243,8 @@ async def test_oauth_round_trip_with_pkce(provider: XProvider, emulator: XEmulat
                                              verifier)
     assert set(connected.credentials) == {"access_token", "refresh_token", "expires_at"}
     assert connected.config == {}
-    published = await provider.publish(request_for({"config": config,
-                                                    "credentials": connected.credentials}))
+    published = await provider.publish(publish_request({"config": config,
+                                                        "credentials": connected.credentials}))
     assert published.platform_post_id == emulator.posts[0]["id"]
     with pytest.raises(Permanent, match="400"):  # a code works once
         await provider.exchange_code(config, APP, REDIRECT, redirected["code"], verifier)
@@ -295,12 +267,12 @@ async def test_lookup_finds_this_jobs_post_only(provider: XProvider,
     account = emulator.account()
     before = datetime.now(UTC) - timedelta(seconds=2)
     text = "Read more at example.com/news & tell us <what> you think"
-    published = await provider.publish(request_for(account, text))
+    published = await provider.publish(publish_request(account, text))
 
-    assert await provider.lookup(request_for(account, text), before) == published
-    assert await provider.lookup(request_for(account, "another text"), before) is None
+    assert await provider.lookup(publish_request(account, text), before) == published
+    assert await provider.lookup(publish_request(account, "another text"), before) is None
     later = datetime.now(UTC) + timedelta(minutes=2)  # past the skew allowance
-    assert await provider.lookup(request_for(account, text), later) is None
+    assert await provider.lookup(publish_request(account, text), later) is None
 
 
 async def test_lookup_pages_through_the_timeline(provider: XProvider,
@@ -308,7 +280,7 @@ async def test_lookup_pages_through_the_timeline(provider: XProvider,
     emulator.window_limit = 1000
     account = emulator.account()
     before = datetime.now(UTC) - timedelta(seconds=2)
-    first = await provider.publish(request_for(account, "the oldest one"))
+    first = await provider.publish(publish_request(account, "the oldest one"))
     for n in range(150):
-        await provider.publish(request_for(account, f"filler {n}"))
-    assert await provider.lookup(request_for(account, "the oldest one"), before) == first
+        await provider.publish(publish_request(account, f"filler {n}"))
+    assert await provider.lookup(publish_request(account, "the oldest one"), before) == first

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -24,14 +23,9 @@ from shared.providers.base import (
 )
 from shared.providers.webhook import WebhookProvider
 from tests.emulators.webhook import WebhookReceiver
+from tests.integration.platform_support import Serve, control
 
 SECRET = "hook-secret-9f2c"
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture
@@ -59,12 +53,6 @@ def request_for(url: str, *, job_id: str | None = None, secret: str = SECRET,
         config={"url": url, **config},
         credentials={"secret": secret},
     )
-
-
-async def control(session: aiohttp.ClientSession, receiver: WebhookReceiver,
-                  **change: Any) -> None:
-    async with session.post(f"{receiver.base_url}/_control", json=change) as response:
-        assert response.status == 200, await response.text()
 
 
 async def deliveries(session: aiohttp.ClientSession, receiver: WebhookReceiver) -> Any:
@@ -197,32 +185,8 @@ async def test_same_job_twice_is_one_post(
     assert other.platform_post_id != first.platform_post_id
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
-    """A one-route server for answers the emulator does not give (it is contract-correct)."""
-    runners: list[web.AppRunner] = []
-
-    async def start(handler: Handler) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
 async def test_non_json_success_is_still_success(
-    provider: WebhookProvider, serve: Callable[[Handler], Awaitable[str]]
+    provider: WebhookProvider, serve: Serve
 ) -> None:
     async def plain(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -232,7 +196,7 @@ async def test_non_json_success_is_still_success(
 
 
 async def test_redirect_is_not_followed(
-    provider: WebhookProvider, serve: Callable[[Handler], Awaitable[str]]
+    provider: WebhookProvider, serve: Serve
 ) -> None:
     methods: list[str] = []
 
@@ -249,7 +213,7 @@ async def test_redirect_is_not_followed(
 
 
 async def test_error_excerpt_is_short_and_secret_free(
-    provider: WebhookProvider, serve: Callable[[Handler], Awaitable[str]]
+    provider: WebhookProvider, serve: Serve
 ) -> None:
     async def echo(_request: web.Request) -> web.Response:
         return web.Response(status=422, text=f"bad: key={SECRET} " + "x" * 5000)
