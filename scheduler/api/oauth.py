@@ -16,8 +16,10 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from scheduler.api import effects
 from scheduler.api.accounts import account_doc, account_out
 from scheduler.api.endpoint import Endpoint
 from scheduler.api.errors import bad_request, invalid, unavailable
@@ -27,7 +29,7 @@ from scheduler.api.schemas import (
     ConnectedOut,
     ConnectStarted,
 )
-from scheduler.api.wire import read_body, read_query, respond, runtime
+from scheduler.api.wire import find_or_404, read_body, read_query, respond, runtime
 from shared.providers.base import (
     Connected,
     OAuthApp,
@@ -107,20 +109,29 @@ async def start_connect(request: web.Request) -> web.Response:
     rt = runtime(request)
     body = await read_body(request, AccountConnect)
     provider = _oauth_provider(rt, body.platform)
+    config = body.config
+    if body.account_id is not None:
+        account = await find_or_404(rt.store.accounts, "account", body.account_id)
+        if account["platform"] != body.platform:
+            raise invalid([("platform", f"account {body.account_id} is on "
+                                        f"{account['platform']}, not {body.platform}")])
+        config = {**account["config"], **body.config}
+    elif body.name is None:
+        raise invalid([("name", "required when no account_id is reconnected")])
     # Keys the platform itself supplies at the callback (a LinkedIn author) may be missing now.
-    problems = [(f, m) for f, m in provider.validate_account(body.config, {})
+    problems = [(f, m) for f, m in provider.validate_account(config, {})
                 if f.startswith("config.") and m != "Field required"]
     if problems:
         raise invalid(problems)
-    app = await _app(rt, provider, body.config, body.redirect_uri, register=True)
+    app = await _app(rt, provider, config, body.redirect_uri, register=True)
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(32)
     now = rt.clock.now_dt()
     expires_at = now + STATE_TTL
-    url = provider.authorization_url(body.config, app, body.redirect_uri, state, challenge)
+    url = provider.authorization_url(config, app, body.redirect_uri, state, challenge)
     await rt.store.oauth_states.insert_one({
         "_id": state, "platform": body.platform, "name": body.name,
-        "redirect_uri": body.redirect_uri, "config": body.config,
+        "account_id": body.account_id, "redirect_uri": body.redirect_uri, "config": config,
         "verifier_enc": rt.box.seal({"code_verifier": verifier}),
         "rate_limit": body.rate_limit.model_dump(exclude_none=True) if body.rate_limit else None,
         "on_unknown": str(body.on_unknown), "created_at": now, "expires_at": expires_at,
@@ -173,11 +184,34 @@ async def callback(request: web.Request) -> web.Response:
     if problems:
         raise bad_request(f"{provider.platform} answered without what the account needs",
                           problems, code="exchange_failed")
-    doc = account_doc(rt, pending["platform"], pending["name"],
-                      Connected(linked.credentials, config),
-                      rate_limit=pending["rate_limit"], on_unknown=pending["on_unknown"])
-    await rt.store.accounts.insert_one(doc)
+    if pending.get("account_id"):
+        doc = await _reconnect(rt, pending, Connected(linked.credentials, config))
+    else:
+        doc = account_doc(rt, pending["platform"], pending["name"],
+                          Connected(linked.credentials, config),
+                          rate_limit=pending["rate_limit"], on_unknown=pending["on_unknown"])
+        await rt.store.accounts.insert_one(doc)
     return respond(ConnectedOut(account=account_out(doc)))
+
+
+async def _reconnect(rt: Runtime, pending: Doc, linked: Connected) -> Doc:
+    """Give the existing account its new credentials (a newer version, so no refresh in
+    flight can overwrite them), make it active, and send the jobs that waited for it."""
+    now = rt.clock.now_dt()
+    changes: Doc = {"config": linked.config, "credentials_enc": rt.box.seal(linked.credentials),
+                    "status": "active", "updated_at": now}
+    if pending["name"] is not None:
+        changes["name"] = pending["name"]
+    doc = await rt.store.accounts.find_one_and_update(
+        {"_id": pending["account_id"]},
+        {"$set": changes, "$inc": {"credentials_version": 1}, "$unset": {"status_reason": ""}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:
+        raise bad_request("the account was deleted while it was being reconnected",
+                          [("state", "its account is gone")], code="invalid_state")
+    await effects.resume_account(rt, doc["_id"])
+    return doc
 
 
 ENDPOINTS = [

@@ -231,10 +231,14 @@ class AccountPatch(Strict):
 
 
 class AccountConnect(Strict):
-    """Starts an OAuth connect; the account is created by the callback."""
+    """Starts an OAuth connect; the callback creates the account, or, with `account_id`,
+    gives that account its new credentials (reconnecting one that is `reauth_required`)."""
 
     platform: PlatformName
-    name: Name
+    #: Required for a new account; a reconnected account keeps its name unless one is given.
+    name: Name | None = None
+    account_id: Annotated[str, Field(pattern=ID_PATTERN, description="the account to "
+                                     "reconnect, instead of creating a new one")] | None = None
     redirect_uri: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+[^\s#]*$", max_length=2000,
                                        description="where the platform sends the browser "
                                                    "back: this API's /api/v1/oauth/callback")]

@@ -140,3 +140,35 @@ async def test_connect_is_refused_without_the_installations_client(runtime: Runt
             **connect_body(api, emulator, "linkedin"), "platform": "telegram", "config": {}},
             status=422, field="platform")
         assert "POST /accounts" in telegram.body["error"]["details"][0]["message"]
+
+
+async def test_reconnecting_an_account_through_oauth_resumes_its_waiting_jobs(
+        runtime_oauth: Runtime) -> None:
+    rt = runtime_oauth
+    async with started("x") as emulator, serve_api(rt) as api:
+        first = await api.ok("POST", "/accounts/connect", connect_body(api, emulator, "x"),
+                             status=201)
+        account = (await callback(api, await authorize(first["authorize_url"]))).body["account"]
+        job_id = await post_now(api, account["id"], "after reconnecting")
+        emulator.tokens.refusing = True
+        emulator.faults.expire_next = 1
+        async with running_executor(rt):
+            await wait_state(rt, job_id, {JobState.RETRY_WAIT})
+            assert (await api.ok("GET", f"/accounts/{account['id']}"))["status"] == (
+                "reauth_required")
+
+            wrong = await api.call("POST", "/accounts/connect", {
+                **connect_body(api, emulator, "linkedin"), "account_id": account["id"]})
+            assert wrong.status == 422, wrong.body
+            again = await api.ok("POST", "/accounts/connect", {
+                "platform": "x", "account_id": account["id"], "config": {},
+                "redirect_uri": connect_body(api, emulator, "x")["redirect_uri"]}, status=201)
+            emulator.tokens.refusing = False
+            reply = await callback(api, await authorize(again["authorize_url"]))
+            assert reply.status == 200, reply.body
+            assert reply.body["account"]["id"] == account["id"]
+            assert reply.body["account"]["status"] == "active"
+            assert reply.body["account"]["name"] == account["name"]
+            await wait_state(rt, job_id, {JobState.SUCCEEDED})
+        assert await rt.store.accounts.count_documents({}) == 1
+        assert [p["text"] for p in emulator.posts] == ["after reconnecting"]
