@@ -205,6 +205,7 @@ class Run:
         try:
             keyed = await self.p.keeper.current(account, provider)
         except AuthRevoked as exc:
+            PROVIDER_ERRORS.labels(platform=job["platform"], error_class=exc.error_class).inc()
             await self._wait_for_account(JobState.RUNNING, f"auth_revoked: {exc}")
             return
         except ProviderError as exc:
