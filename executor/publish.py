@@ -223,8 +223,8 @@ class Run:
             # Claimed ahead of time: wait for the due time, then make sure the post was not
             # cancelled or paused meanwhile (one read, only for jobs claimed early).
             await asyncio.sleep(early)
-            status = await self.p.posts.load(job["post_id"])
-            if not await self._post_is_live(status):
+            fresh = await self.p.posts.load(job["post_id"])
+            if not await self._post_is_live(fresh):
                 return
         await self.move(JobState.PUBLISHING, "publishing",
                         set_fields={"publishing_at": rt.clock.now_dt()})
