@@ -80,6 +80,25 @@ def platform_processes(platforms: Sequence[str], workdir: Path) -> Iterator[
             emulator.stop()
 
 
+def account_on(cluster: Cluster, emulator: PlatformProcess, **extra: Any) -> str:
+    """An account on the emulator's platform, through the API; its id."""
+    return str(cluster.api("POST", "/accounts", {**emulator.account(), **extra})["id"])
+
+
+def wait_settled(cluster: Cluster, account_id: str, jobs: list[str], timeout: float
+                 ) -> list[dict[str, Any]]:
+    """Poll until no job of the account is waiting or in flight; the jobs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = all_jobs(cluster, account_id)
+        if sorted(j["id"] for j in listed) == sorted(jobs) and all(
+                j["state"] in ("succeeded", "unconfirmed", "failed") for j in listed):
+            return listed
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not settled: {[(j['id'], j['state']) for j in listed]}")
+        time.sleep(1.0)
+
+
 def webhook_account(cluster: Cluster, receiver: Receiver, node: Node | None = None) -> str:
     account = cluster.api("POST", "/accounts", {
         "platform": "webhook", "name": "cluster-test-hook",

@@ -1,5 +1,7 @@
 """Faults while posts are due: a node killed or frozen, the leader killed in a window check,
-Redis flushed or restarted, MongoDB restarted, a receiver failing or rate limiting.
+Redis flushed or restarted, MongoDB restarted, a receiver failing or rate limiting, and a node
+killed mid-publish on platforms without idempotency keys (checked against their emulators:
+no post twice, unknown outcomes `unconfirmed` or found).
 
 Every scenario checks the same promise (tests.cluster.support.check_deliveries): every post is
 accepted by the receiver, each occurrence under exactly one key (its job's), each acceptance
@@ -24,6 +26,7 @@ from shared.keys import Keys
 from tests.cluster.conftest import FAST, managed_cluster
 from tests.cluster.support import (
     OwnServer,
+    account_on,
     assert_record_matches,
     check_deliveries,
     create_posts,
@@ -32,11 +35,13 @@ from tests.cluster.support import (
     leader_with_standby,
     metric,
     paused,
+    platform_processes,
     record,
     schedule,
     sleep_until,
     sweep_repairs,
     wait_delivered,
+    wait_settled,
     wait_succeeded,
     webhook_account,
 )
@@ -174,6 +179,60 @@ def test_executor_killed_mid_publish(cluster: Cluster) -> None:
     print(f"sweep repairs: {dict(repairs)}")
     assert repairs["publishing_retried"] >= in_flight, repairs
     assert sum(repeats.values()) <= in_flight, "repeats of jobs the victim never held"
+
+
+def test_executor_killed_mid_publish_on_platforms_without_idempotency_keys(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """The webhook's retry under the same key is not open to Telegram, which can neither
+    deduplicate nor be asked (its unknown outcomes become `unconfirmed`), nor to X, which can
+    be searched (reconciliation finds the posts that landed and retries the rest). Either way
+    no post appears twice.
+
+    Both emulators hold each call 2 s before acting; the victim is killed 1 s after the first
+    post is due, with calls in flight. Its `publishing` jobs are reconciled by a surviving
+    node's sweep once their 4 s lease expired."""
+    with platform_processes(["telegram", "x"], tmp_path) as emulators:
+        for n in range(2):
+            cluster.add_node("all", node_id=f"survivor-{n}")
+        victim = cluster.add_node("executor", node_id="victim")
+        cluster.start()
+        cluster.wait_leader(timeout=20)
+        # The operator's own pace replaces the platforms' cautious defaults, so a burst is
+        # in flight at once.
+        accounts = {p: account_on(cluster, e, rate_limit={"per_minute": 6000})
+                    for p, e in emulators.items()}
+        for emulator in emulators.values():
+            emulator.control(delay=2.0)
+        posts = {p: create_posts(cluster, a, schedule(12, start=2, spread=1), workers=4)
+                 for p, a in accounts.items()}
+        first = min(min(due_times(p)) for p in posts.values())
+        sleep_until(first + timedelta(seconds=1))
+        victim.kill()
+        with record(cluster.env) as db:
+            in_flight = {p: db["jobs"].count_documents(
+                {"account_id": a, "state": "publishing", "lease.node_id": "victim"})
+                for p, a in accounts.items()}
+        print(f"\nkilled the victim with these jobs publishing: {in_flight}")
+        assert all(in_flight.values()), "the victim had nothing in flight: nothing tested"
+        for emulator in emulators.values():
+            emulator.control(delay=0.0)
+
+        telegram = wait_settled(cluster, accounts["telegram"], job_ids(posts["telegram"]), 90)
+        x = wait_settled(cluster, accounts["x"], job_ids(posts["x"]), 90)
+        for platform, emulator in emulators.items():
+            texts = [p["text"] for p in emulator.state()["posts"]]
+            twice = {t for t in texts if texts.count(t) > 1}
+            assert not twice, f"{platform} posted twice: {twice}"
+        unconfirmed = [j for j in telegram if j["state"] == "unconfirmed"]
+        assert len(unconfirmed) == in_flight["telegram"], telegram
+        assert {j["state"] for j in x} == {"succeeded"}, x
+        assert sorted(p["text"] for p in emulators["x"].state()["posts"]) == sorted(
+            f"cluster test post {i}" for i in range(12))
+        repairs = sweep_repairs(cluster)
+        print(f"sweep repairs: {dict(repairs)}")
+        assert repairs["publishing_unconfirmed"] == in_flight["telegram"], repairs
+        assert repairs["publishing_found"] + repairs["publishing_not_found"] == in_flight["x"]
+        assert repairs["publishing_found"] > 0, "no post the victim made was found"
 
 
 def test_leader_killed_during_window_check(cluster: Cluster) -> None:

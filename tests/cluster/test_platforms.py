@@ -1,9 +1,6 @@
 """The real platforms through a running cluster: every platform's emulator in a process of
-its own, Herald nodes as processes, posts made through the admin API. And the one fault the
-webhook suite cannot show: an executor killed while its calls to platforms without idempotency
-keys are in flight. Telegram can neither deduplicate nor be asked, so its unknown outcomes
-become `unconfirmed`; X can be searched, so reconciliation finds the posts that landed and
-retries the rest. Either way no post appears twice."""
+its own, Herald nodes as processes, posts made through the admin API. The fault of a node
+killed mid-publish on these platforms is in test_faults.py."""
 
 from __future__ import annotations
 
@@ -17,15 +14,12 @@ import pytest
 from tests.cluster.conftest import FAST
 from tests.cluster.support import (
     PlatformProcess,
-    all_jobs,
+    account_on,
     create_posts,
-    due_times,
     job_ids,
     platform_processes,
-    record,
     schedule,
-    sleep_until,
-    sweep_repairs,
+    wait_settled,
 )
 from tools.localcluster import Cluster
 
@@ -36,17 +30,12 @@ REFRESHING = ["bluesky", "x", "linkedin"]
 #: The installation's OAuth client, which the OAuth emulators register.
 OAUTH_CLIENTS = {f"HERALD_{p}_CLIENT_{k}": v for p in ("X", "LINKEDIN", "FACEBOOK")
                  for k, v in (("ID", "herald-test-client"), ("SECRET", "herald-test-secret"))}
-TIMINGS = {**FAST, **OAUTH_CLIENTS, "HERALD_LEASE_TTL_SECONDS": "4",
-           "HERALD_LIGHT_SWEEP_SECONDS": "2"}
+TIMINGS = {**FAST, **OAUTH_CLIENTS}
 
 
 @pytest.fixture
 def cluster_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, **TIMINGS}
-
-
-def account_on(cluster: Cluster, emulator: PlatformProcess, **extra: Any) -> str:
-    return str(cluster.api("POST", "/accounts", {**emulator.account(), **extra})["id"])
 
 
 def wait_posts(emulator: PlatformProcess, count: int, timeout: float) -> list[dict[str, Any]]:
@@ -56,20 +45,6 @@ def wait_posts(emulator: PlatformProcess, count: int, timeout: float) -> list[di
         if len(posts) >= count or time.monotonic() > deadline:
             return posts
         time.sleep(0.5)
-
-
-def wait_settled(cluster: Cluster, account_id: str, jobs: list[str], timeout: float
-                 ) -> list[dict[str, Any]]:
-    """Poll until no job of the account is waiting or in flight; the jobs."""
-    deadline = time.monotonic() + timeout
-    while True:
-        listed = all_jobs(cluster, account_id)
-        if sorted(j["id"] for j in listed) == sorted(jobs) and all(
-                j["state"] in ("succeeded", "unconfirmed", "failed") for j in listed):
-            return listed
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not settled: {[(j['id'], j['state']) for j in listed]}")
-        time.sleep(1.0)
 
 
 def test_every_platform_publishes_through_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
@@ -90,55 +65,6 @@ def test_every_platform_publishes_through_the_cluster(cluster: Cluster, tmp_path
             if platform != "slack":  # a Slack webhook answers without an id
                 assert sorted(j["result"]["platform_post_id"] for j in jobs) == sorted(
                     str(p["id"]) for p in made), platform
-
-
-def test_executor_killed_mid_publish_on_platforms_without_idempotency_keys(
-        cluster: Cluster, tmp_path: Path) -> None:
-    """Both emulators hold each call 2 s before acting; the victim is killed 1 s after the
-    first post is due, with calls in flight. Its `publishing` jobs are reconciled by a
-    surviving node's sweep once their 4 s lease expired."""
-    with platform_processes(["telegram", "x"], tmp_path) as emulators:
-        for n in range(2):
-            cluster.add_node("all", node_id=f"survivor-{n}")
-        victim = cluster.add_node("executor", node_id="victim")
-        cluster.start()
-        cluster.wait_leader(timeout=20)
-        # The operator's own pace replaces the platforms' cautious defaults, so a burst is
-        # in flight at once.
-        accounts = {p: account_on(cluster, e, rate_limit={"per_minute": 6000})
-                    for p, e in emulators.items()}
-        for emulator in emulators.values():
-            emulator.control(delay=2.0)
-        posts = {p: create_posts(cluster, a, schedule(12, start=2, spread=1), workers=4)
-                 for p, a in accounts.items()}
-        first = min(min(due_times(p)) for p in posts.values())
-        sleep_until(first + timedelta(seconds=1))
-        victim.kill()
-        with record(cluster.env) as db:
-            in_flight = {p: db["jobs"].count_documents(
-                {"account_id": a, "state": "publishing", "lease.node_id": "victim"})
-                for p, a in accounts.items()}
-        print(f"\nkilled the victim with these jobs publishing: {in_flight}")
-        assert all(in_flight.values()), "the victim had nothing in flight: nothing tested"
-        for emulator in emulators.values():
-            emulator.control(delay=0.0)
-
-        telegram = wait_settled(cluster, accounts["telegram"], job_ids(posts["telegram"]), 90)
-        x = wait_settled(cluster, accounts["x"], job_ids(posts["x"]), 90)
-        for platform, emulator in emulators.items():
-            texts = [p["text"] for p in emulator.state()["posts"]]
-            twice = {t for t in texts if texts.count(t) > 1}
-            assert not twice, f"{platform} posted twice: {twice}"
-        unconfirmed = [j for j in telegram if j["state"] == "unconfirmed"]
-        assert len(unconfirmed) == in_flight["telegram"], telegram
-        assert {j["state"] for j in x} == {"succeeded"}, x
-        assert sorted(p["text"] for p in emulators["x"].state()["posts"]) == sorted(
-            f"cluster test post {i}" for i in range(12))
-        repairs = sweep_repairs(cluster)
-        print(f"sweep repairs: {dict(repairs)}")
-        assert repairs["publishing_unconfirmed"] == in_flight["telegram"], repairs
-        assert repairs["publishing_found"] + repairs["publishing_not_found"] == in_flight["x"]
-        assert repairs["publishing_found"] > 0, "no post the victim made was found"
 
 
 def one_post(cluster: Cluster, account_id: str, text: str) -> str:
