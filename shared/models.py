@@ -11,11 +11,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bson import ObjectId
 from croniter import croniter
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     HttpUrl,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -26,8 +28,29 @@ def new_id() -> str:
     return str(ObjectId())
 
 
+#: Why a time is refused whose offset carries it past datetime's years 1 to 9999 in UTC.
+OUT_OF_RANGE = "is out of range: in UTC it falls outside the years 1 to 9999"
+
+
 def utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    """`value` on the UTC timeline. An offset can carry a time of the calendar's first or last
+    day past its ends (`9999-12-31T23:59:59-14:00`); datetime's OverflowError is no validation
+    error to pydantic (it would be a 500), so it is a ValueError here: a 422 naming the field."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(OUT_OF_RANGE) from exc
+
+
+#: Every time a request carries: with an offset, kept in UTC. The document states the range
+#: in words: JSON Schema has no keyword for it (`date-time` compares no instants).
+UtcDatetime = Annotated[
+    AwareDatetime,
+    AfterValidator(utc),
+    WithJsonSchema({"type": "string", "format": "date-time",
+                    "description": "an RFC 3339 time with an offset, which in UTC falls within "
+                                   "the years 1 to 9999"}),
+]
 
 
 class PostStatus(StrEnum):
@@ -123,19 +146,14 @@ class Content(Strict):
 
 
 class AtSchedule(Strict):
-    at: AwareDatetime
-
-    @field_validator("at")
-    @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return utc(value)
+    at: UtcDatetime
 
 
 class CronSchedule(Strict):
     cron: str
     timezone: str = "UTC"
-    start_at: AwareDatetime | None = None
-    end_at: AwareDatetime | None = None
+    start_at: UtcDatetime | None = None
+    end_at: UtcDatetime | None = None
 
     @field_validator("cron")
     @classmethod
@@ -152,11 +170,6 @@ class CronSchedule(Strict):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError("must be an IANA time zone such as 'Europe/Berlin'") from exc
         return value
-
-    @field_validator("start_at", "end_at")
-    @classmethod
-    def _to_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else utc(value)
 
     @model_validator(mode="after")
     def _ordered(self) -> CronSchedule:

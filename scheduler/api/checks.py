@@ -55,7 +55,8 @@ async def content_problems(rt: Runtime, content: Content,
 
 
 def schedule_problems(schedule: Schedule, grace_seconds: int, now: datetime) -> list[Problem]:
-    """A one-off time must not be already missed; a recurring schedule must fire again."""
+    """A one-off time must not be already missed; a recurring schedule must fire again, at
+    whatever distance (scheduler.cron.next_occurrence)."""
     if isinstance(schedule, AtSchedule):
         if schedule.at < now - timedelta(seconds=grace_seconds):
             return [("schedule.at", f"is more than misfire_grace_seconds ({grace_seconds}) "
@@ -70,4 +71,6 @@ def schedule_problems(schedule: Schedule, grace_seconds: int, now: datetime) -> 
         return [("schedule.cron", "never fires")]
     if upcoming is None and schedule.end_at is not None:
         return [("schedule", "the cron expression does not fire before end_at")]
+    if upcoming is None:  # with no end_at, only a start_at at the end of time
+        return [("schedule.start_at", "the cron expression never fires after start_at")]
     return []

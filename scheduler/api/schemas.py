@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -39,6 +38,7 @@ from shared.models import (
     PostStatus,
     Priority,
     Strict,
+    UtcDatetime,
 )
 from shared.providers.registry import PROVIDERS
 
@@ -280,7 +280,7 @@ class PostPatch(Strict):
 
 
 class JobRetry(Strict):
-    run_at: AwareDatetime | None = None
+    run_at: UtcDatetime | None = None
     content: ContentIn | None = None
     force: bool = False
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.models import OUT_OF_RANGE
 from shared.runtime import Runtime
 from tests.integration.api_support import (
     TELEGRAM,
@@ -157,6 +158,31 @@ async def test_retry_with_run_at_and_content(runtime: Runtime) -> None:
         await api.ok("POST", f"/posts/{post}/cancel")
         await api.rejected("POST", path, status=409)
         await api.rejected("POST", "/jobs/000000000000000000000000/retry", status=404)
+
+
+async def test_retry_run_at_within_the_calendar_in_utc(runtime: Runtime) -> None:
+    """A `run_at` an offset carries past the ends of the calendar in UTC is a 422 naming it;
+    the ends themselves are times like any other: the first is overdue, the last far off."""
+    async with serve_api(runtime) as api:
+        _, _, job_id = await _job(api)
+        await set_job(runtime, job_id, state="failed")
+        await runtime.queue.remove(job_id)
+        path = f"/jobs/{job_id}/retry"
+        for run_at in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"):
+            reply = await api.rejected("POST", path, {"run_at": run_at}, status=422,
+                                       field="run_at")
+            assert reply.body["error"]["details"] == [{"field": "run_at",
+                                                       "message": OUT_OF_RANGE}]
+
+        last = await api.ok("POST", path, {"run_at": "9999-12-31T23:59:59Z"}, status=202)
+        assert last["state"] == "pending" and last["due_at"] == "9999-12-31T23:59:59.000Z"
+        assert await runtime.queue.contains([job_id]) == set()
+
+        await set_job(runtime, job_id, state="failed")
+        first = await api.ok("POST", path, {"run_at": "0001-01-01T10:00:00+10:00"}, status=202)
+        assert first["state"] == "staged" and first["due_at"] == "0001-01-01T00:00:00.000Z"
+        score = await runtime.redis.zscore(runtime.keys.lane("normal"), job_id)
+        assert score == int(parse_time(first["due_at"]).timestamp() * 1000)
 
 
 async def test_cancel(runtime: Runtime) -> None:

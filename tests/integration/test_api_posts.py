@@ -3,9 +3,11 @@ validated without side effects, and edits, pause, resume and cancel reach the jo
 
 from __future__ import annotations
 
+import calendar
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.models import OUT_OF_RANGE
 from shared.runtime import Runtime
 from tests.integration.api_support import (
     TELEGRAM,
@@ -356,3 +358,97 @@ async def test_content_is_checked_against_platform_limits(runtime: Runtime) -> N
         await api.rejected("PATCH", f"/posts/{post['id']}", {"content": too_long}, status=422,
                            field="content.media")
         await api.ok("PATCH", f"/posts/{post['id']}", {"content": {"text": "x" * 4096}})
+
+
+#: Times an offset carries past the ends of datetime's calendar in UTC, and the two ends.
+BEYOND = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"]
+FIRST, LAST = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"
+
+
+async def test_times_beyond_the_calendar_in_utc_are_refused(runtime: Runtime) -> None:
+    """Every time of a schedule, on create and on edit: a 422 naming the field, not a 500."""
+    async with serve_api(runtime) as api:
+        account = (await api.account())["id"]
+        path = f"/posts/{(await api.post([account]))['id']}"
+        cron = {"cron": "0 9 * * *", "timezone": "UTC"}
+        for time in BEYOND:
+            for schedule, field in [({"at": time}, "schedule.at"),
+                                    ({**cron, "start_at": time}, "schedule.start_at"),
+                                    ({**cron, "end_at": time}, "schedule.end_at")]:
+                for method, url, body in [
+                    ("POST", "/posts", _post_body(runtime, account, schedule=schedule)),
+                    ("PATCH", path, {"schedule": schedule}),
+                ]:
+                    reply = await api.rejected(method, url, body, status=422, field=field)
+                    assert reply.body["error"]["details"] == [
+                        {"field": field, "message": OUT_OF_RANGE}]
+
+
+async def test_the_ends_of_the_calendar_are_times_like_any_other(runtime: Runtime) -> None:
+    """Its first and last instants are accepted where a schedule can fire, and a schedule
+    whose next fire time would come after its last is refused as never firing."""
+    async with serve_api(runtime) as api:
+        account = (await api.account())["id"]
+        last = await api.post([account], schedule={"at": LAST})
+        assert last["next_run_at"] == "9999-12-31T23:59:59.000Z"
+        assert [j["state"] for j in last["jobs"]] == ["pending"]
+        await api.rejected("POST", "/posts", _post_body(runtime, account, schedule={"at": FIRST}),
+                           status=422, field="schedule.at")
+
+        daily = {"cron": "0 9 * * *", "timezone": "UTC"}
+        span = await api.post([account], schedule={**daily, "start_at": FIRST, "end_at": LAST})
+        assert timedelta(0) < parse_time(span["next_run_at"]) - now(runtime) <= timedelta(days=1)
+        for zone in ("UTC", "Pacific/Kiritimati", "Etc/GMT+12"):
+            reply = await api.rejected("POST", "/posts", _post_body(
+                runtime, account, schedule={**daily, "timezone": zone, "start_at": LAST}),
+                status=422, field="schedule.start_at")
+            assert "never fires" in reply.body["error"]["details"][0]["message"]
+
+        # 23:00 of 9999-12-30 at -12:00 is the last day's 11:00 UTC; 23:00 of 9999-12-31 is
+        # past the calendar in UTC.
+        edited = await api.ok("PATCH", f"/posts/{last['id']}", {"schedule": {
+            "cron": "0 23 * * *", "timezone": "Etc/GMT+12", "start_at": "9999-12-31T00:00:00Z"}})
+        assert edited["next_run_at"] == "9999-12-31T11:00:00.000Z" and edited["jobs"] == []
+        await api.rejected("PATCH", f"/posts/{last['id']}", {"schedule": {
+            "cron": "0 23 * * *", "timezone": "Etc/GMT+12", "start_at": "9999-12-31T12:00:00Z"}},
+            status=422, field="schedule.start_at")
+
+
+async def test_cron_next_run_at_any_distance(runtime: Runtime) -> None:
+    """No look-ahead cap: a start years ahead and leap days are accepted with their next run,
+    in every view; a schedule whose end comes before its first run is refused."""
+    async with serve_api(runtime) as api:
+        account = (await api.account())["id"]
+        year = now(runtime).year + 2
+        start = f"{year}-06-01T00:00:00Z"
+        first = f"{year}-06-01T09:00:00.000Z"
+        bounded = await api.post([account], schedule={"cron": "0 9 * * *", "start_at": start,
+                                                      "end_at": f"{year}-12-31T00:00:00Z"})
+        assert bounded["next_run_at"] == first and bounded["jobs"] == []
+        open_ended = await api.post([account], schedule={"cron": "0 9 * * *",
+                                                         "start_at": start})
+        assert open_ended["next_run_at"] == first
+
+        leap_year = next(y for y in range(year + 1, year + 9) if calendar.isleap(y))
+        leap = await api.post([account], schedule={
+            "cron": "0 9 29 2 *", "start_at": f"{year}-03-01T00:00:00Z",
+            "end_at": f"{year + 8}-03-01T00:00:00Z"})
+        assert leap["next_run_at"] == f"{leap_year}-02-29T09:00:00.000Z"
+
+        listed = await api.ok("GET", "/posts", params={"limit": "10"})
+        runs = {p["id"]: p["next_run_at"] for p in listed["items"]}
+        assert [runs[p["id"]] for p in (bounded, open_ended, leap)] == [
+            first, first, leap["next_run_at"]]
+
+        moved = await api.ok("PATCH", f"/posts/{open_ended['id']}", {"schedule": {
+            "cron": "0 9 29 2 *", "start_at": f"{year + 6}-01-01T00:00:00Z"}})
+        later_leap = next(y for y in range(year + 6, year + 14) if calendar.isleap(y))
+        assert moved["next_run_at"] == f"{later_leap}-02-29T09:00:00.000Z"
+
+        reply = await api.rejected("POST", "/posts", _post_body(runtime, account, schedule={
+            "cron": "0 9 1 1 *", "start_at": f"{year}-01-02T00:00:00Z",
+            "end_at": f"{year}-12-31T00:00:00Z"}), status=422, field="schedule")
+        assert "does not fire before end_at" in reply.body["error"]["details"][0]["message"]
+        await api.rejected("PATCH", f"/posts/{bounded['id']}", {"schedule": {
+            "cron": "0 9 29 2 *", "start_at": f"{leap_year}-03-01T00:00:00Z",
+            "end_at": f"{leap_year + 3}-12-31T00:00:00Z"}}, status=422, field="schedule")

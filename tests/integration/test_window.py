@@ -3,7 +3,7 @@ rebuilding the due queue from the record after Redis lost it."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from scheduler.window import window_check
 from shared import staging
@@ -101,3 +101,19 @@ async def test_a_deposed_leader_stops_staging_before_its_next_batch(runtime: Run
     # The next leader's check stages the rest.
     assert await stage_due(runtime, now + timedelta(hours=1), source="window") == count - staged
     assert await runtime.store.jobs.count_documents({"state": str(JobState.STAGED)}) == count
+
+
+async def test_schedules_reaching_the_ends_of_the_calendar(runtime: Runtime) -> None:
+    """A recurring post may run from the first instant of datetime's calendar to its last, or
+    start where it can no longer fire: the window check overflows on neither."""
+    spanning = await cron_post(runtime)
+    await runtime.store.posts.update_one({"_id": spanning["_id"]}, {"$set": {
+        "schedule.start_at": datetime.min.replace(tzinfo=UTC),
+        "schedule.end_at": datetime.max.replace(tzinfo=UTC)}})
+    late = await cron_post(runtime)
+    await runtime.store.posts.update_one({"_id": late["_id"]}, {"$set": {
+        "schedule.start_at": datetime(9999, 12, 31, 23, tzinfo=UTC),
+        "schedule.timezone": "Pacific/Kiritimati"}})
+    await window_check(runtime, epoch=1)
+    assert abs(len(await jobs_of(runtime, spanning)) - runtime.settings.horizon_seconds / 60) <= 1
+    assert await jobs_of(runtime, late) == []
