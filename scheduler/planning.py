@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo import UpdateOne
+
 from scheduler.cron import occurrences
 from shared.metrics import JOBS
 from shared.models import JobState, new_id
@@ -51,32 +53,70 @@ def fire_times(post: Doc, until: datetime) -> list[datetime]:
     )
 
 
-async def materialise(rt: Runtime, post: Doc, accounts: list[Doc], until: datetime) -> list[Doc]:
-    """Insert the post's jobs up to `until` and return those newly created.
+def planned_jobs(post: Doc, accounts: list[Doc], times: list[datetime],
+                 now: datetime) -> list[Doc]:
+    """The post's jobs at `times` (its occurrences not materialised yet, `fire_times`).
 
     Of several occurrences already past (a recurring post whose scheduler was down), only the
     latest is created runnable; the rest are recorded `missed` at once (coalescing, DESIGN §3).
     """
-    now = rt.clock.now_dt()
-    times = fire_times(post, until)
     past = [t for t in times if t <= now]
     latest_past = past[-1] if past else None
-    created: list[Doc] = []
+    jobs: list[Doc] = []
     for account in accounts:
         for when in times:
             coalesced = post["recurring"] and when < now and when != latest_past
             state = JobState.MISSED if coalesced else JobState.PENDING
-            job = new_job(post, account, when, state, now,
-                          "coalesced" if coalesced else "materialised")
-            if await rt.store.insert_job(job):
-                created.append(job)
-                if coalesced:
-                    JOBS.labels(outcome="missed").inc()
-    # The marker moves only after the inserts: a crash in between re-inserts, harmlessly.
+            jobs.append(new_job(post, account, when, state, now,
+                                "coalesced" if coalesced else "materialised"))
+    return jobs
+
+
+def marker_update(post: Doc, times: list[datetime], until: datetime) -> Doc | None:
+    """How far the post is materialised once its jobs at `times` are in; None if unchanged."""
     if post["recurring"]:
-        await rt.store.posts.update_one({"_id": post["_id"]},
-                                        {"$max": {"materialised_until": until}})
-    elif times:
-        await rt.store.posts.update_one({"_id": post["_id"]},
-                                        {"$set": {"materialised_until": times[0]}})
+        return {"$max": {"materialised_until": until}}
+    if times:
+        return {"$set": {"materialised_until": times[0]}}
+    return None
+
+
+def _count_missed(jobs: list[Doc]) -> None:
+    missed = sum(1 for j in jobs if j["state"] == JobState.MISSED)
+    if missed:
+        JOBS.labels(outcome="missed").inc(missed)
+
+
+async def materialise(rt: Runtime, post: Doc, accounts: list[Doc], until: datetime) -> list[Doc]:
+    """Insert the post's jobs up to `until` and return those newly created (an occurrence
+    materialised before is left alone: one job per occurrence is a unique index)."""
+    times = fire_times(post, until)
+    jobs = planned_jobs(post, accounts, times, rt.clock.now_dt())
+    created = [job for job in jobs if await rt.store.insert_job(job)]
+    _count_missed(created)
+    # The marker moves only after the inserts: a crash in between re-inserts, harmlessly.
+    update = marker_update(post, times, until)
+    if update is not None:
+        await rt.store.posts.update_one({"_id": post["_id"]}, update)
     return created
+
+
+async def materialise_new(rt: Runtime, plans: list[tuple[Doc, list[Doc]]],
+                          until: datetime) -> list[Doc]:
+    """The first jobs of posts created just now, in one `insert_many` and one `bulk_write` of
+    markers: a new post has no job yet, so none can collide."""
+    now = rt.clock.now_dt()
+    jobs: list[Doc] = []
+    markers: list[UpdateOne] = []
+    for post, accounts in plans:
+        times = fire_times(post, until)
+        jobs += planned_jobs(post, accounts, times, now)
+        update = marker_update(post, times, until)
+        if update is not None:
+            markers.append(UpdateOne({"_id": post["_id"]}, update))
+    if jobs:
+        await rt.store.jobs.insert_many(jobs, ordered=False)
+        _count_missed(jobs)
+    if markers:
+        await rt.store.posts.bulk_write(markers, ordered=False)
+    return jobs

@@ -17,13 +17,21 @@ from shared.runtime import Runtime
 from shared.store import Doc
 
 
-async def account_problems(rt: Runtime, account_ids: list[str]) -> tuple[list[Doc], list[Problem]]:
+async def find_accounts(rt: Runtime, account_ids: Iterable[str]) -> dict[str, Doc]:
+    """The accounts that exist among `account_ids`, by id, in one query."""
+    wanted = list(dict.fromkeys(account_ids))
+    return {doc["_id"]: doc
+            for doc in await rt.store.accounts.find({"_id": {"$in": wanted}}).to_list()}
+
+
+async def account_problems(rt: Runtime, account_ids: list[str],
+                           found: dict[str, Doc] | None = None
+                           ) -> tuple[list[Doc], list[Problem]]:
     """The accounts, each of which must exist, not be disabled, and appear once. An account
-    waiting to be reconnected takes posts: its jobs wait for it."""
-    found = {
-        doc["_id"]: doc
-        for doc in await rt.store.accounts.find({"_id": {"$in": account_ids}}).to_list()
-    }
+    waiting to be reconnected takes posts: its jobs wait for it. `found` is what
+    `find_accounts` already read (a batch reads them all at once)."""
+    if found is None:
+        found = await find_accounts(rt, account_ids)
     problems: list[Problem] = []
     seen: set[str] = set()
     for n, account_id in enumerate(account_ids):

@@ -54,6 +54,18 @@ async def plan(rt: Runtime, post: Doc, accounts: list[Doc] | None = None) -> lis
     return await stage_due(rt, created)
 
 
+async def stage_new(rt: Runtime, jobs: list[Doc]) -> None:
+    """Stage the runnable jobs among those just created that are due within the horizon, in
+    one conditional update and one pipeline (`JobBook.stage_many`); the docs are updated to
+    what was stored, since nothing else can have moved a job nobody has seen yet."""
+    until = horizon(rt)
+    due = [job for job in jobs if job["state"] == JobState.PENDING and job["due_at"] <= until]
+    if due:
+        await rt.jobs.stage_many(due, source="api")
+        for job in due:
+            job["state"] = str(JobState.STAGED)
+
+
 async def restage(rt: Runtime, post_id: str) -> None:
     """Put a resumed post's waiting jobs back in the due queue."""
     jobs = await rt.store.jobs.find(

@@ -6,17 +6,29 @@ written first (it is the record the executor re-reads before publishing), then i
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from aiohttp import web
 from croniter import CroniterError
+from pydantic import ValidationError
 
 from scheduler.api import effects
-from scheduler.api.checks import account_problems, content_problems, schedule_problems
+from scheduler.api.checks import (
+    account_problems,
+    content_problems,
+    find_accounts,
+    schedule_problems,
+)
 from scheduler.api.endpoint import Endpoint
-from scheduler.api.errors import conflict, invalid
+from scheduler.api.errors import ApiError, conflict, from_validation, invalid
 from scheduler.api.pagination import page
 from scheduler.api.schemas import (
+    BatchOut,
+    BatchResult,
+    ErrorDetail,
+    ErrorInfo,
+    PostBatch,
     PostCreate,
     PostJob,
     PostOut,
@@ -27,6 +39,7 @@ from scheduler.api.schemas import (
 )
 from scheduler.api.wire import find_or_404, read_body, read_query, respond, runtime
 from scheduler.cron import next_occurrence
+from scheduler.planning import materialise_new
 from shared.models import (
     WAITING_STATES,
     CronSchedule,
@@ -106,16 +119,19 @@ async def _post(rt: Runtime, post_id: str) -> Doc:
 # --- handlers -----------------------------------------------------------------------------
 
 
-async def create_post(request: web.Request) -> web.Response:
-    rt = runtime(request)
-    body = await read_body(request, PostCreate)
-    now = rt.clock.now_dt()
-    accounts, problems = await account_problems(rt, body.account_ids)
+async def _checked(rt: Runtime, body: PostCreate, now: datetime,
+                   found: dict[str, Doc] | None = None) -> list[Doc]:
+    """The post's accounts, once every check that needs the store or a platform passed."""
+    accounts, problems = await account_problems(rt, body.account_ids, found)
     problems += await content_problems(rt, body.content, accounts)
     problems += schedule_problems(body.schedule, body.misfire_grace_seconds, now)
     if problems:
         raise invalid(problems)
-    post: Doc = {
+    return accounts
+
+
+def _new_post(body: PostCreate, now: datetime) -> Doc:
+    return {
         "_id": new_id(),
         "account_ids": body.account_ids,
         "content": body.content.model_dump(mode="json"),
@@ -129,11 +145,61 @@ async def create_post(request: web.Request) -> web.Response:
         "created_at": now,
         "updated_at": now,
     }
+
+
+async def create_post(request: web.Request) -> web.Response:
+    rt = runtime(request)
+    body = await read_body(request, PostCreate)
+    now = rt.clock.now_dt()
+    accounts = await _checked(rt, body, now)
+    post = _new_post(body, now)
     await rt.store.posts.insert_one(post)
     # A new post's jobs are exactly those planned now: answer from them, without reading back.
     jobs = [] if body.draft else await effects.plan(rt, post, accounts)
     jobs.sort(key=lambda j: (j["scheduled_for"], j["_id"]))
     return respond(post_view(rt, post, jobs), status=201)
+
+
+async def create_posts(request: web.Request) -> web.Response:
+    """Many posts in one request: each validated and checked on its own (a refused one
+    changes nothing of the others), the accounts read in one query, the posts and their
+    first jobs inserted with one `insert_many` each, and the due jobs staged in one pipeline."""
+    rt = runtime(request)
+    batch = await read_body(request, PostBatch)
+    now = rt.clock.now_dt()
+    results: dict[int, BatchResult] = {}
+    bodies: dict[int, PostCreate] = {}
+    for index, item in enumerate(batch.posts):
+        try:
+            bodies[index] = PostCreate.model_validate_json(json.dumps(item), strict=True)
+        except ValidationError as exc:
+            results[index] = _refused(index, from_validation(exc))
+    found = await find_accounts(rt, (a for b in bodies.values() for a in b.account_ids))
+    accepted: list[tuple[int, Doc, list[Doc]]] = []
+    for index, body in bodies.items():
+        try:
+            accepted.append((index, _new_post(body, now), await _checked(rt, body, now, found)))
+        except ApiError as exc:
+            results[index] = _refused(index, exc)
+    if accepted:
+        await rt.store.posts.insert_many([post for _, post, _ in accepted], ordered=False)
+        live = [(post, accounts) for _, post, accounts in accepted
+                if post["status"] == PostStatus.SCHEDULED]
+        jobs = await materialise_new(rt, live, effects.horizon(rt))
+        await effects.stage_new(rt, jobs)
+        by_post: dict[str, list[Doc]] = {}
+        for job in sorted(jobs, key=lambda j: (j["scheduled_for"], j["_id"])):
+            by_post.setdefault(job["post_id"], []).append(job)
+        for index, post, _ in accepted:
+            results[index] = BatchResult(index=index, status=201,
+                                         post=post_view(rt, post, by_post.get(post["_id"], [])))
+    return respond(BatchOut(results=[results[i] for i in sorted(results)]), status=207)
+
+
+def _refused(index: int, error: ApiError) -> BatchResult:
+    return BatchResult(index=index, status=422, error=ErrorInfo(
+        code=error.code, message=error.message,
+        details=[ErrorDetail(field=f, message=m) for f, m in error.details]))
 
 
 async def list_posts(request: web.Request) -> web.Response:
@@ -271,6 +337,9 @@ async def cancel_post(request: web.Request) -> web.Response:
 ENDPOINTS = [
     Endpoint("POST", "/posts", create_post, "Create a post (and its first jobs)", PostOut,
              status=201, body=PostCreate, errors=(400, 422)),
+    Endpoint("POST", "/posts/batch", create_posts,
+             "Create up to 1,000 posts, each validated on its own (207 with one result each)",
+             BatchOut, status=207, body=PostBatch, errors=(400, 422)),
     Endpoint("GET", "/posts", list_posts, "List posts", PostPage, query=PostQuery,
              errors=(422,)),
     Endpoint("GET", "/posts/{id}", get_post, "Get a post with its jobs", PostOut, errors=(404,)),

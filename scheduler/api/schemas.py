@@ -268,6 +268,19 @@ class PostCreate(Strict):
     publish_late: bool = False
 
 
+#: The most posts one `POST /posts/batch` takes (API.md).
+MAX_BATCH = 1000
+
+
+class PostBatch(Strict):
+    """Each post is validated on its own, so the list is taken as raw JSON values here and the
+    document names their shape."""
+
+    posts: Annotated[list[Any], Field(
+        min_length=1, max_length=MAX_BATCH,
+        json_schema_extra={"items": {"$ref": "#/components/schemas/PostCreate"}})]
+
+
 class PostPatch(Strict):
     """`draft: false` schedules a draft; a scheduled post cannot go back to draft."""
 
@@ -382,6 +395,20 @@ class PostOut(PostSummary):
     """One post with its jobs (for a recurring post, the occurrences materialised so far)."""
 
     jobs: list[PostJob]
+
+
+class BatchResult(BaseModel):
+    """One post of a batch: created (`status` 201, `post`) or refused (`status` 422,
+    `error` as the API's error body would carry it)."""
+
+    index: int
+    status: Literal[201, 422]
+    post: PostOut | None = None
+    error: ErrorInfo | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchResult]
 
 
 class AttemptOut(BaseModel):
