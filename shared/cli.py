@@ -33,6 +33,9 @@ environment (see README.md):
   HERALD_RETRY_BASE_SECONDS          retry backoff base [60]
   HERALD_RETRY_MAX_ATTEMPTS          attempts before a job fails [3]
   HERALD_NOTIFY_WEBHOOK_URL          where failures are announced [none]
+  HERALD_EVENT_STREAMS_MAX           open /api/v1/events streams per node [500]
+  HERALD_HTTP_KEEPALIVE_SECONDS      idle time before a connection is closed [75]
+  HERALD_HTTP_HEADER_TIMEOUT_SECONDS time to send a request's headers [10]
   HERALD_LOG_LEVEL                   debug | info | warning | error [info]
 """
 

@@ -72,6 +72,17 @@ class Settings(BaseSettings):
     retry_base_seconds: PositiveSeconds = Field(60, validation_alias="HERALD_RETRY_BASE_SECONDS")
     retry_max_attempts: int = Field(3, ge=1, le=100, validation_alias="HERALD_RETRY_MAX_ATTEMPTS")
     notify_webhook_url: str | None = Field(None, validation_alias="HERALD_NOTIFY_WEBHOOK_URL")
+    #: Each open `/api/v1/events` stream holds a socket and a small buffer on its node.
+    event_streams_max: int = Field(
+        500, ge=1, le=100_000, validation_alias="HERALD_EVENT_STREAMS_MAX"
+    )
+    #: Longer than a load balancer's idle timeout (60 s on most), so the balancer closes first.
+    http_keepalive_seconds: PositiveSeconds = Field(
+        75, validation_alias="HERALD_HTTP_KEEPALIVE_SECONDS"
+    )
+    http_header_timeout_seconds: PositiveSeconds = Field(
+        10, validation_alias="HERALD_HTTP_HEADER_TIMEOUT_SECONDS"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", validation_alias="HERALD_LOG_LEVEL"
     )

@@ -12,7 +12,7 @@ from typing import Protocol
 from aiohttp import web
 
 from shared.config import Settings
-from shared.http import make_app
+from shared.http import HttpServer, make_app
 from shared.logging import get_logger
 from shared.runtime import Runtime
 
@@ -71,10 +71,9 @@ async def serve(
     app = make_app(runtime)
     for role in roles:
         role.add_routes(app)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    server = HttpServer(app, keepalive_timeout=settings.http_keepalive_seconds,
+                        header_timeout=settings.http_header_timeout_seconds)
+    await server.start(host, port)
     log.info("node_started", roles=role_names, host=host, port=port)
 
     stopping = asyncio.Event()
@@ -99,7 +98,7 @@ async def serve(
         task.cancel()
     await asyncio.gather(*role_tasks, return_exceptions=True)
     stop_wait.cancel()
-    await runner.cleanup()
+    await server.stop()
     await runtime.close()
     log.info("node_stopped")
     return 1 if crashed else 0

@@ -17,7 +17,7 @@ from shared.clock import ClusterClock
 from shared.config import Settings
 from shared.crypto import CredentialBox
 from shared.due_queue import DueQueue
-from shared.events import EventFeed
+from shared.events import EventFeed, EventHub
 from shared.jobs import JobBook
 from shared.keys import Keys
 from shared.logging import get_logger
@@ -48,6 +48,13 @@ class Runtime:
     http: aiohttp.ClientSession
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     providers: dict[str, Provider] = field(default_factory=dict)
+    #: The node's one subscription the event streams share, started by the first stream.
+    event_hub: EventHub = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.event_hub = EventHub(
+            self.redis, self.keys.events, self.settings.event_streams_max, self.spawn
+        )
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:

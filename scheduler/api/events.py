@@ -1,5 +1,6 @@
 """Live job state changes as Server-Sent Events, relayed from the Redis channel every
-transition is announced on (`JobBook.announce`). A view, best effort: the jobs API is the record.
+transition is announced on (`JobBook.announce`) through the node's one subscription
+(`EventHub`). A view, best effort: the jobs API is the record.
 """
 
 from __future__ import annotations
@@ -8,11 +9,16 @@ import asyncio
 import time
 
 from aiohttp import web
-from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
 
 from scheduler.api.endpoint import Endpoint
+from scheduler.api.errors import ApiError, error_response
 from scheduler.api.wire import runtime
+from shared.events import (
+    StreamsExhausted,
+    Subscription,
+    SubscriptionEnded,
+    SubscriptionUnavailable,
+)
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -40,33 +46,48 @@ def sse_event(data: bytes) -> bytes:
 
 async def stream_events(request: web.Request) -> web.StreamResponse:
     """`event: job` with the JSON change as data. A `: subscribed` comment comes first, once
-    the subscription is live, so a client knows no later change will be missed."""
-    rt = runtime(request)
-    pubsub = rt.redis.pubsub()
+    the subscription is live, so a client knows no later change will be missed. Past the
+    node's HERALD_EVENT_STREAMS_MAX open streams, a 503 with Retry-After."""
+    hub = runtime(request).event_hub
     try:
-        # Before the response starts, a Redis failure can still be answered with a 503.
-        await pubsub.subscribe(rt.keys.events)
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        })
-        await response.prepare(request)
-        try:
-            await response.write(b": subscribed\n\n")
-            await _relay(pubsub, response, request.app[CLOSING])
-        except (ConnectionResetError, RedisError) as exc:
-            log.debug("event_stream_ended", error=type(exc).__name__)
-        return response
-    finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        # Before the response starts, a refusal can still be answered in the error format.
+        async with hub.subscription() as subscription:
+            response = web.StreamResponse(headers={
+                "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            })
+            await response.prepare(request)
+            try:
+                await response.write(b": subscribed\n\n")
+                await _relay(request, subscription, response)
+            except (ConnectionResetError, SubscriptionEnded) as exc:
+                log.debug("event_stream_ended", error=type(exc).__name__)
+            return response
+    except StreamsExhausted:
+        return error_response(
+            503, "too_many_streams",
+            f"this node already serves {hub.capacity} event streams; retry later",
+            headers={"Retry-After": "5"})
+    except SubscriptionUnavailable:
+        raise ApiError(503, "Redis is unreachable; retry later", code="unavailable") from None
 
 
-async def _relay(pubsub: PubSub, response: web.StreamResponse, closing: asyncio.Event) -> None:
+async def _relay(
+    request: web.Request, subscription: Subscription, response: web.StreamResponse
+) -> None:
+    """Until shutdown or the client leaves: a departed client is noticed within a poll rather
+    than at the next failed write, so its place under the cap is freed soon."""
+    closing = request.app[CLOSING]
     quiet_since = time.monotonic()
-    while not closing.is_set():
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_SECONDS)
-        if message is not None and message["type"] == "message":
-            await response.write(sse_event(message["data"]))
+    while not closing.is_set() and request.transport is not None:
+        try:
+            async with asyncio.timeout(POLL_SECONDS):
+                batch = await subscription.get()
+        except TimeoutError:
+            batch = []
+        for data in batch:
+            await response.write(sse_event(data))
+        if batch:
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
             await response.write(b": keep-alive\n\n")

@@ -13,6 +13,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from scheduler.api import ENDPOINTS
+from shared.events import EventHub
 from shared.runtime import Runtime
 from tests.integration.api_support import assert_error_shape, serve_api
 from tools.devservers import free_port
@@ -62,7 +63,7 @@ async def test_unreachable_databases_are_503(runtime: Runtime) -> None:
     dead_mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         f"mongodb://127.0.0.1:{free_port()}/", serverSelectionTimeoutMS=300, connect=False)
     dead_redis = Redis(port=free_port(), socket_connect_timeout=0.3, retry=Retry(NoBackoff(), 0))
-    accounts, redis = runtime.store.accounts, runtime.redis
+    accounts, redis, hub = runtime.store.accounts, runtime.redis, runtime.event_hub
     try:
         async with serve_api(runtime) as api:
             runtime.store.accounts = dead_mongo["herald"]["accounts"]
@@ -73,12 +74,14 @@ async def test_unreachable_databases_are_503(runtime: Runtime) -> None:
             runtime.store.accounts = accounts
 
             runtime.redis = dead_redis
+            # The streams share one subscription, made on the node's Redis when the first opens.
+            runtime.event_hub = EventHub(dead_redis, runtime.keys.events, 10, runtime.spawn)
             for path in ("/cluster", "/events"):
                 reply = await api.call("GET", path)
                 assert reply.status == 503, (path, reply.body)
                 assert reply.body["error"]["code"] == "unavailable"
     finally:
-        runtime.store.accounts, runtime.redis = accounts, redis
+        runtime.store.accounts, runtime.redis, runtime.event_hub = accounts, redis, hub
         await dead_mongo.close()
         await dead_redis.aclose()
 
