@@ -1,4 +1,5 @@
-"""The `herald` console script: one subcommand per role, and `all` for every role at once."""
+"""The `herald` console script: one subcommand per role, `all` for every role at once, and
+`rotate-keys` for re-sealing stored secrets under the newest key."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
-from shared.config import SettingsError, load_settings
+from pymongo.errors import PyMongoError
+
+from shared.config import SettingsError, StoreSettings, load_settings, load_store_settings
+from shared.crypto import CredentialBox
 from shared.logging import configure_logging
 from shared.node import Role, RolesFactory, serve
+from shared.rotation import rotate_keys
 from shared.runtime import Runtime
+from shared.store import Store, database_name
 
 ROLES = ("scheduler", "executor", "recovery")
 
@@ -46,6 +52,9 @@ ROLE_HELP = {
     "all": "every role in one process (a laptop, the demo)",
 }
 
+ROTATE_HELP = ("re-seal every stored secret under the newest HERALD_SECRET_KEY, safely while "
+               "the cluster runs; exit 1 if some value no configured key opens")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -54,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="role", required=True, metavar="ROLE")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, summary in ROLE_HELP.items():
         cmd = sub.add_parser(name, help=summary, description=summary, epilog=ENVIRONMENT_HELP,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("executor", "all"):
             cmd.add_argument("--concurrency", type=_positive_int, default=None,
                              help="jobs in flight; overrides HERALD_EXECUTOR_CONCURRENCY")
+    sub.add_parser("rotate-keys", help=ROTATE_HELP, description=ROTATE_HELP,
+                   epilog=ENVIRONMENT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     return parser
 
 
@@ -99,18 +110,38 @@ def build_roles(names: Sequence[str]) -> RolesFactory:
     return build
 
 
+async def run_rotate_keys(settings: StoreSettings) -> int:
+    """Print one line per collection and the ids of unreadable values; 1 when any remain."""
+    store = Store(settings.mongodb_uri, database_name(settings.mongodb_uri, settings.mongodb_db))
+    try:
+        tallies = await rotate_keys(store, CredentialBox(settings.secret_key))
+    except PyMongoError as exc:
+        print(f"herald: rotate-keys: mongodb: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    for collection, tally in tallies.items():
+        print(tally.line(collection))
+        if tally.unreadable:
+            ids = ", ".join(str(i) for i in tally.unreadable)
+            print(f"{collection}: no configured key opens: {ids}")
+    return 1 if any(t.unreadable for t in tallies.values()) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides: dict[str, object] = {}
     if getattr(args, "concurrency", None) is not None:
         overrides["HERALD_EXECUTOR_CONCURRENCY"] = args.concurrency
     try:
+        if args.command == "rotate-keys":
+            return asyncio.run(run_rotate_keys(load_store_settings()))
         settings = load_settings(**overrides)
     except SettingsError as exc:
         print(f"herald: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.node_id)
-    names = list(ROLES) if args.role == "all" else [args.role]
+    names = list(ROLES) if args.command == "all" else [args.command]
     return asyncio.run(serve(settings, names, build_roles(names), args.host, args.http_port))
 
 

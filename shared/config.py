@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from croniter import croniter
 from cryptography.fernet import Fernet
@@ -39,19 +39,54 @@ class OAuthClient(BaseModel):
     client_secret: str | None = Field(None, repr=False)
 
 
-class Settings(BaseSettings):
+class StoreSettings(BaseSettings):
+    """What a command that touches only the record needs (`herald rotate-keys`)."""
+
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=False, frozen=True)
 
     # repr=False: URLs may embed passwords, and settings objects end up in tracebacks.
     mongodb_uri: str = Field(
         validation_alias=AliasChoices("MONGODB_URI", "HERALD_MONGODB_URI"), repr=False
     )
+    secret_key: str = Field(validation_alias="HERALD_SECRET_KEY", repr=False)
+    mongodb_db: str = Field("herald", validation_alias="HERALD_MONGODB_DB", min_length=1)
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", validation_alias="HERALD_LOG_LEVEL"
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongodb_scheme(cls, value: str) -> str:
+        if not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_keys(cls, value: str) -> str:
+        keys = [k.strip() for k in value.split(",") if k.strip()]
+        if not keys:
+            raise ValueError("needs at least one Fernet key")
+        for key in keys:
+            try:
+                Fernet(key)
+            except ValueError as exc:
+                raise ValueError("each key must be 32 url-safe base64-encoded bytes") from exc
+        return value
+
+
+class Settings(StoreSettings):
+    """Everything a node needs."""
+
     redis_url: str = Field(
         validation_alias=AliasChoices("REDIS_URL", "HERALD_REDIS_URL"), repr=False
     )
     admin_token: str = Field(validation_alias="HERALD_ADMIN_TOKEN", min_length=8, repr=False)
-    secret_key: str = Field(validation_alias="HERALD_SECRET_KEY", repr=False)
-    mongodb_db: str = Field("herald", validation_alias="HERALD_MONGODB_DB", min_length=1)
     node_id: str = Field(default_factory=_default_node_id, validation_alias="HERALD_NODE_ID")
     cluster_name: str = Field(
         "main", validation_alias="HERALD_CLUSTER_NAME", pattern=r"^[A-Za-z0-9_.-]{1,64}$"
@@ -83,9 +118,6 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: PositiveSeconds = Field(
         10, validation_alias="HERALD_HTTP_HEADER_TIMEOUT_SECONDS"
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", validation_alias="HERALD_LOG_LEVEL"
-    )
 
     #: Read from HERALD_<PLATFORM>_CLIENT_ID / _CLIENT_SECRET by `_oauth_clients_from_env`.
     oauth_clients: dict[str, OAuthClient] = Field(
@@ -107,36 +139,11 @@ class Settings(BaseSettings):
                 clients[platform] = {"client_id": client_id, "client_secret": secret or None}
         return {**data, "herald_oauth_clients": clients}
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
-
-    @field_validator("mongodb_uri")
-    @classmethod
-    def _mongodb_scheme(cls, value: str) -> str:
-        if not value.startswith(("mongodb://", "mongodb+srv://")):
-            raise ValueError("must start with mongodb:// or mongodb+srv://")
-        return value
-
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
-        return value
-
-    @field_validator("secret_key")
-    @classmethod
-    def _fernet_keys(cls, value: str) -> str:
-        keys = [k.strip() for k in value.split(",") if k.strip()]
-        if not keys:
-            raise ValueError("needs at least one Fernet key")
-        for key in keys:
-            try:
-                Fernet(key)
-            except ValueError as exc:
-                raise ValueError("each key must be 32 url-safe base64-encoded bytes") from exc
         return value
 
     @field_validator("full_sweep_cron")
@@ -183,8 +190,20 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
 
 def load_settings(**overrides: object) -> Settings:
     """Read the environment; raise SettingsError naming the first offending variable."""
+    return _load(Settings, overrides)
+
+
+def load_store_settings() -> StoreSettings:
+    """Only MongoDB, the secret key and logging: the settings `herald rotate-keys` needs."""
+    return _load(StoreSettings, {})
+
+
+S = TypeVar("S", bound=StoreSettings)
+
+
+def _load(kind: type[S], overrides: dict[str, object]) -> S:
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return kind(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
         name = _field_name(tuple(first["loc"]))

@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 class CredentialBox:
     def __init__(self, secret_key: str) -> None:
         keys = [Fernet(k.strip()) for k in secret_key.split(",") if k.strip()]
+        self._newest = keys[0]
         self._fernet = MultiFernet(keys)
 
     def seal(self, credentials: dict[str, Any]) -> str:
@@ -23,6 +24,18 @@ class CredentialBox:
             raise ValueError("credentials cannot be decrypted with any configured key") from exc
         return data
 
+    def is_current(self, token: str) -> bool:
+        """Whether the newest key opens `token`: Fernet tokens do not name their key, so only
+        decrypting tells whether a rotation would change anything."""
+        try:
+            self._newest.decrypt(token.encode())
+        except InvalidToken:
+            return False
+        return True
+
     def rotate(self, token: str) -> str:
-        """Re-encrypt under the newest key."""
-        return self._fernet.rotate(token.encode()).decode()
+        """Re-encrypt under the newest key; ValueError when no configured key opens `token`."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken as exc:
+            raise ValueError("credentials cannot be decrypted with any configured key") from exc

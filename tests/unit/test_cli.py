@@ -67,3 +67,15 @@ def test_missing_required_setting() -> None:
 def test_bad_port_is_a_usage_error() -> None:
     result = herald("all", "--http-port", "70000", env=GOOD)
     assert result.returncode == 2 and "--http-port" in result.stderr
+
+
+def test_rotate_keys_help() -> None:
+    result = herald("rotate-keys", "--help")
+    assert result.returncode == 0 and "HERALD_SECRET_KEY" in result.stdout
+
+
+def test_rotate_keys_needs_only_mongodb_and_the_key() -> None:
+    env = {"HERALD_SECRET_KEY": GOOD["HERALD_SECRET_KEY"]}
+    result = herald("rotate-keys", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "herald: MONGODB_URI: is required"
