@@ -1,6 +1,6 @@
-"""The HTTP app every node serves: /healthz, /readyz, /metrics, plus what its roles add; and
-the server it is served on, which times connections out and answers malformed HTTP in the
-API's error format."""
+"""The HTTP app every node serves: /healthz, /readyz, /metrics, plus what its roles add; the
+app it serves while it waits for its databases; and the server they are served on, which
+times connections out and answers malformed HTTP in the API's error format."""
 
 from __future__ import annotations
 
@@ -15,11 +15,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.logging import get_logger
 from shared.metrics import REGISTRY
-from shared.runtime import Runtime
+from shared.runtime import Runtime, Startup
 
 log = get_logger(__name__)
 
 RUNTIME = web.AppKey("runtime", Runtime)
+STARTUP = web.AppKey("startup", Startup)
+
+
+def error_body(status: int, code: str, message: str) -> web.Response:
+    """The API's error format, for answers given outside the API's own error middleware."""
+    return web.json_response(
+        {"error": {"code": code, "message": message, "details": []}}, status=status)
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -37,6 +44,31 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(_request: web.Request) -> web.Response:
     body = generate_latest(REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def starting_readyz(request: web.Request) -> web.Response:
+    """Not ready, naming the services not up yet."""
+    return web.json_response({"status": "starting", **request.app[STARTUP].services},
+                             status=503)
+
+
+async def starting(request: web.Request) -> web.Response:
+    """Any other path, the API's included: its routes exist only once the node is up."""
+    waiting = sorted(k for k, v in request.app[STARTUP].services.items() if v != "ok")
+    return error_body(503, "unavailable",
+                      f"the node is starting; waiting for {', '.join(waiting) or 'its roles'}")
+
+
+def make_starting_app(startup: Startup) -> web.Application:
+    """What a node serves until its databases answer: alive, so liveness does not restart a
+    node waiting out an outage; not ready; everything else 503."""
+    app = web.Application()
+    app[STARTUP] = startup
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", starting_readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_route("*", "/{path:.*}", starting)
+    return app
 
 
 def make_app(runtime: Runtime) -> web.Application:
@@ -123,8 +155,7 @@ class Connection(web.RequestHandler):
             code = HTTPStatus(status).phrase.lower().replace(" ", "_")
             text = ("a request line or header is longer than this server accepts"
                     if isinstance(exc, LineTooLong) else "the request is not valid HTTP/1.1")
-        response = web.json_response(
-            {"error": {"code": code, "message": text, "details": []}}, status=status)
+        response = error_body(status, code, text)
         response.force_close()
         return response
 
@@ -132,7 +163,11 @@ class Connection(web.RequestHandler):
 class HttpServer:
     """A node's listener. aiohttp's sites take no connection class, so the app runner keeps
     the app's life cycle (startup, shutdown, cleanup) and the draining of open connections,
-    and this listener makes each connection a `Connection` registered with the runner."""
+    and this listener makes each connection a `Connection` registered with the runner.
+
+    The app can be replaced while listening (`serve`): an aiohttp app's routes are fixed once
+    it is served, and a node's roles, which add routes, exist only once its databases answer.
+    """
 
     def __init__(
         self, app: web.Application, *, keepalive_timeout: float, header_timeout: float
@@ -147,17 +182,25 @@ class HttpServer:
     async def start(self, host: str, port: int) -> int:
         """Listen; the port bound (port 0 picks a free one)."""
         await self._runner.setup()
-        server = self._runner.server
-        assert server is not None  # set by setup()
         loop = asyncio.get_running_loop()
 
         def connection() -> Connection:
+            server = self._runner.server
+            assert server is not None  # set by setup()
             return Connection(server, loop=loop, header_timeout=self._header_timeout,
                               **self._options)
 
         self._listener = await loop.create_server(connection, host, port, reuse_address=True)
         bound: int = self._listener.sockets[0].getsockname()[1]
         return bound
+
+    async def serve(self, app: web.Application) -> None:
+        """Serve `app` from now on: new connections get it, while the app served so far
+        finishes its requests and closes its connections."""
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        previous, self._runner = self._runner, runner
+        await previous.cleanup()
 
     async def stop(self) -> None:
         """Stop accepting, then let the runner shut the app down and drain the connections."""

@@ -1,5 +1,5 @@
-"""A Herald process: one runtime, one HTTP server, the roles it was started with, and an
-orderly stop on SIGTERM or SIGINT."""
+"""A Herald process: one HTTP server, up before the databases answer; one runtime; the roles
+it was started with; and an orderly stop on SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Protocol
 from aiohttp import web
 
 from shared.config import Settings
-from shared.http import HttpServer, make_app
+from shared.http import HttpServer, make_app, make_starting_app
 from shared.logging import get_logger
-from shared.runtime import Runtime
+from shared.runtime import Runtime, Startup, StartupStopped
 
 log = get_logger(__name__)
 
@@ -65,26 +65,37 @@ async def _heartbeat(runtime: Runtime, roles: list[str]) -> None:
 async def serve(
     settings: Settings, role_names: list[str], build_roles: RolesFactory, host: str, port: int
 ) -> int:
-    """Run until signalled; the exit code is 1 when a role crashed, so a supervisor restarts us."""
-    runtime = await Runtime.open(settings)
+    """Run until signalled; the exit code is 1 when a role crashed, so a supervisor restarts us.
+
+    The HTTP server starts first, so `/healthz` answers while the databases do not (a liveness
+    probe must not restart a node waiting out an outage); the roles start once they answer, and
+    a signal before then stops the node at once."""
+    startup = Startup()
+    server = HttpServer(make_starting_app(startup),
+                        keepalive_timeout=settings.http_keepalive_seconds,
+                        header_timeout=settings.http_header_timeout_seconds)
+    await server.start(host, port)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, startup.stopping.set)
+    log.info("node_starting", roles=role_names, host=host, port=port)
+    try:
+        runtime = await Runtime.open(settings, startup)
+    except StartupStopped:
+        await server.stop()
+        log.info("node_stopped")
+        return 0
     roles = build_roles(runtime)
     app = make_app(runtime)
     for role in roles:
         role.add_routes(app)
-    server = HttpServer(app, keepalive_timeout=settings.http_keepalive_seconds,
-                        header_timeout=settings.http_header_timeout_seconds)
-    await server.start(host, port)
-    log.info("node_started", roles=role_names, host=host, port=port)
-
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    await server.serve(app)
+    log.info("node_started", roles=role_names)
 
     runtime.spawn(_heartbeat(runtime, role_names), "heartbeat")
     runtime.spawn(runtime.clock.run(), "clock")
     role_tasks = [asyncio.create_task(r.run(), name=r.name) for r in roles]
-    stop_wait = asyncio.create_task(stopping.wait())
+    stop_wait = asyncio.create_task(startup.stopping.wait())
     done, _ = await asyncio.wait([stop_wait, *role_tasks], return_when=asyncio.FIRST_COMPLETED)
     crashed = [t for t in done if t is not stop_wait]
     for task in crashed:

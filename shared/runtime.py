@@ -29,8 +29,26 @@ from shared.store import Store, database_name
 
 log = get_logger(__name__)
 
+#: /readyz's own bound; the readiness probes (deploy/k8s/base) wait 3 s, so it answers first.
 READY_TIMEOUT_SECONDS = 2.0
 CLOSE_TIMEOUT_SECONDS = 5.0
+#: The longest pause between two attempts to reach a service that is not up yet.
+RETRY_MAX_SECONDS = 5.0
+
+
+class StartupStopped(Exception):
+    """A stop was asked for before the databases answered; nothing is left open."""
+
+
+@dataclass
+class Startup:
+    """A node's wait for its databases, shared with its HTTP server so `/readyz` can say which
+    service is not up yet, and so a signal ends the wait instead of waiting out an outage."""
+
+    #: Per service: "waiting" before the first answer, then "unreachable: <error>" or "ok".
+    services: dict[str, str] = field(
+        default_factory=lambda: {"mongodb": "waiting", "redis": "waiting"})
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -57,9 +75,13 @@ class Runtime:
         )
 
     @classmethod
-    async def open(cls, settings: Settings) -> Runtime:
+    async def open(cls, settings: Settings, startup: Startup | None = None) -> Runtime:
         """Connect, waiting for Redis and MongoDB to answer: a node that starts before its
-        databases waits for them instead of crash-looping."""
+        databases waits for them instead of crash-looping. StartupStopped when
+        `startup.stopping` is set first; the wait is never cancelled mid-call (a cancelled
+        AsyncMongoClient call in server selection can wedge the client), so it ends within
+        one attempt."""
+        startup = startup or Startup()
         redis = Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=3,
             health_check_interval=15,
@@ -67,8 +89,14 @@ class Runtime:
         clock = ClusterClock(redis)
         database = database_name(settings.mongodb_uri, settings.mongodb_db)
         store = Store(settings.mongodb_uri, database, now=clock.now_dt)
-        await _retry_until_up("redis", clock.sync)
-        await _retry_until_up("mongodb", store.ensure_indexes)
+        up = await asyncio.gather(
+            _retry_until_up("redis", clock.sync, startup),
+            _retry_until_up("mongodb", store.ensure_indexes, startup),
+        )
+        if not all(up):
+            await store.close()
+            await redis.aclose()
+            raise StartupStopped
         keys = Keys(settings.cluster_name)
         scripts = Scripts(redis)
         queue = DueQueue(redis, keys, scripts)
@@ -144,14 +172,24 @@ class Runtime:
         await self.redis.aclose()
 
 
-async def _retry_until_up(name: str, probe: Callable[[], Awaitable[None]]) -> None:
+async def _retry_until_up(
+    name: str, probe: Callable[[], Awaitable[None]], startup: Startup
+) -> bool:
+    """Probe until the service answers (True) or a stop is asked for (False), recording each
+    outcome in `startup.services`."""
     delay = 0.2
-    while True:
+    while not startup.stopping.is_set():
         try:
             await probe()
-            return
         except (PyMongoError, RedisError, OSError) as exc:
+            startup.services[name] = f"unreachable: {type(exc).__name__}"
             log.warning("waiting_for_service", service=name, error=type(exc).__name__,
                         retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            try:
+                await asyncio.wait_for(startup.stopping.wait(), delay)
+            except TimeoutError:
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+        else:
+            startup.services[name] = "ok"
+            return True
+    return False
