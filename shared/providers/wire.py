@@ -156,7 +156,8 @@ async def call(
     """One request, never redirected (a redirected POST would be re-sent as a GET). A failure
     to connect is Transient: nothing was sent. A timeout or a connection lost after sending a
     POST, PUT, PATCH or DELETE is OutcomeUnknown: the platform may have acted. `secrets` are
-    scrubbed from every message."""
+    scrubbed from every message, and aiohttp's own exception is not chained: its text carries
+    the URL, which for some platforms holds the token (Telegram, Discord, Slack)."""
     hidden = list(secrets)
     lost = OutcomeUnknown if method.upper() in ACTING_METHODS else Transient
     try:
@@ -168,18 +169,18 @@ async def call(
         ) as response:
             body = await read_capped(response)
             return Answer(response.status, CIMultiDictProxy(CIMultiDict(response.headers)), body)
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise Transient(f"{platform}: no connection within {timeout_seconds:g}s") from exc
-    except TimeoutError as exc:
-        raise lost(f"{platform} timed out after {timeout_seconds:g}s") from exc
+    except aiohttp.ConnectionTimeoutError:
+        raise Transient(f"{platform}: no connection within {timeout_seconds:g}s") from None
+    except TimeoutError:
+        raise lost(f"{platform} timed out after {timeout_seconds:g}s") from None
     except aiohttp.InvalidURL as exc:
-        raise Permanent(f"{platform}: not a valid URL: {scrub(str(exc), hidden)}") from exc
+        raise Permanent(f"{platform}: not a valid URL: {scrub(str(exc), hidden)}") from None
     except aiohttp.ClientConnectorError as exc:
         detail = scrub(str(exc), hidden)
-        raise Transient(f"{platform} unreachable: {type(exc).__name__}: {detail}") from exc
+        raise Transient(f"{platform} unreachable: {type(exc).__name__}: {detail}") from None
     except aiohttp.ClientError as exc:
         detail = scrub(str(exc), hidden)
-        raise lost(f"{platform}: connection lost: {type(exc).__name__}: {detail}") from exc
+        raise lost(f"{platform}: connection lost: {type(exc).__name__}: {detail}") from None
 
 
 def answer_error(platform: str, answer: Answer, secrets: Iterable[str] = ()) -> str:
