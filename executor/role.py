@@ -25,4 +25,4 @@ class ExecutorRole:
         await self._worker.run()
 
     async def stop(self) -> None:
-        await self._worker.drain(self._rt.settings.lease_ttl_seconds / 2)
+        await self._worker.drain(self._rt.settings.drain_seconds)

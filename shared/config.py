@@ -23,6 +23,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
+#: What a stopping node allows beyond the executor's drain (see Settings.stop_seconds).
+STOP_MARGIN_SECONDS = 5.0
 
 
 def _default_node_id() -> str:
@@ -166,6 +168,18 @@ class Settings(StoreSettings):
     def horizon_seconds(self) -> float:
         """How far ahead the window check stages: one interval plus a safety margin."""
         return self.window_interval_seconds + self.window_margin_seconds
+
+    @property
+    def drain_seconds(self) -> float:
+        """How long an executor lets its jobs in flight finish when the node stops: half a
+        lease, so a job it gives up on is the next sweep's well before its lease would be."""
+        return self.lease_ttl_seconds / 2
+
+    @property
+    def stop_seconds(self) -> float:
+        """How long a stopping node gives its roles: the executor's whole drain plus room for
+        the others' hand-over (leadership, a sweep's last write)."""
+        return self.drain_seconds + STOP_MARGIN_SECONDS
 
 
 class SettingsError(Exception):

@@ -19,9 +19,6 @@ from shared.runtime import Runtime, Startup, StartupStopped
 log = get_logger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
-#: How long the roles get to stop on a signal before the process closes anyway; well inside
-#: the 45 s the manifests give a pod between SIGTERM and SIGKILL.
-STOP_TIMEOUT_SECONDS = 20.0
 
 
 def herald_version() -> str:
@@ -102,7 +99,9 @@ async def serve(
         log.error("role_crashed", role=task.get_name(), exc_info=task.exception())
     log.info("node_stopping")
     stops = [asyncio.create_task(r.stop(), name=f"stop {r.name}") for r in roles]
-    _, late = await asyncio.wait(stops, timeout=STOP_TIMEOUT_SECONDS)
+    # The roles get `stop_seconds` (the executor's whole drain) before the process closes
+    # anyway; the manifests' grace period covers that and the runtime's close.
+    _, late = await asyncio.wait(stops, timeout=settings.stop_seconds)
     if late:
         log.warning("roles_not_stopped", roles=sorted(t.get_name() for t in late))
     for task in role_tasks:
