@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from pymongo.errors import PyMongoError
@@ -271,7 +271,7 @@ class Run:
     async def _held(self, account: Doc) -> bool:
         """The platform said the account's or the app's allowance is spent (a scoped 429):
         wait for the time it named without calling it."""
-        wait = await self.rt.budgets.held_for(_hold_scopes(account))
+        wait = await self.rt.budgets.held_for(_hold_scopes(account["_id"], account["platform"]))
         if wait <= 0:
             return False
         RATE_LIMIT_DEFERRALS.labels(platform=account["platform"], source="hold").inc()
@@ -370,10 +370,7 @@ class Run:
 
     async def _succeed(self, post: Doc, result: Published) -> None:
         if result.spent is not None:
-            job, rt = self.job, self.rt
-            scope = (f"account:{job['account_id']}" if result.spent.scope == "account"
-                     else f"app:{job['platform']}")
-            await rt.budgets.hold(scope, result.spent.until, rt.clock.now_dt())
+            await self._hold(result.spent.scope, result.spent.until)
         await self.move(
             JobState.SUCCEEDED, "published", expect=JobState.PUBLISHING, unset=["lease"],
             set_fields={"result": {"platform_post_id": result.platform_post_id,
@@ -385,15 +382,19 @@ class Run:
         log.info("job_published", platform_post_id=result.platform_post_id)
         await self._settle_post(post)
 
+    async def _hold(self, scope: Literal["account", "app"], until: datetime) -> None:
+        """The platform said this account's (or the app's) allowance is spent until `until`."""
+        job, rt = self.job, self.rt
+        hold = _hold_scopes(job["account_id"], job["platform"])[0 if scope == "account" else 1]
+        await rt.budgets.hold(hold, until, rt.clock.now_dt())
+
     async def _handle_error(self, post: Doc, error: ProviderError,
                             expect: JobState = JobState.PUBLISHING) -> None:
         rt, job = self.rt, self.job
         platform = job["platform"]
         PROVIDER_ERRORS.labels(platform=platform, error_class=error.error_class).inc()
         if isinstance(error, RateLimited) and error.scope != "request":
-            scope = (f"account:{job['account_id']}" if error.scope == "account"
-                     else f"app:{platform}")
-            await rt.budgets.hold(scope, error.retry_at, rt.clock.now_dt())
+            await self._hold(error.scope, error.retry_at)
         decision = decide(
             error,
             failed_tries=job.get("attempt_count", 0),
@@ -458,8 +459,9 @@ class Run:
                 "scheduled_for": job["scheduled_for"].isoformat(), "error": error}
 
 
-def _hold_scopes(account: Doc) -> list[str]:
-    return [f"account:{account['_id']}", f"app:{account['platform']}"]
+def _hold_scopes(account_id: str, platform: str) -> list[str]:
+    """The budget scopes a platform's hold may cover: [the account's, the app's]."""
+    return [f"account:{account_id}", f"app:{platform}"]
 
 
 class JobCheckpoints:
