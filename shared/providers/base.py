@@ -11,7 +11,7 @@ records it fenced (`Checkpoints`, `Connected`).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
@@ -120,6 +120,52 @@ class MemoryCheckpoints:
 
 
 @dataclass(frozen=True)
+class MediaInfo:
+    """What is known of one media item: from the media store for `{"id"}` media, only the
+    declared `mime_type` for `{"url"}` media until Herald fetches it at publish time. Limits are
+    checked at scheduling against what is known here."""
+
+    content_type: str | None
+    size: int | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_seconds: float | None = None
+
+
+class MediaFile(Protocol):
+    """One media item as a provider publishes it: its metadata and its bytes, streamed from the
+    media store in chunks (a node never holds a whole video, DESIGN §8)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def alt(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def info(self) -> MediaInfo: ...
+
+    def chunks(self, chunk_size: int, start: int = 0,
+               end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes from `start` up to (not including) `end`, in chunks of at most
+        `chunk_size` bytes (the last may be shorter)."""
+        ...
+
+    def public_url(self) -> str:
+        """A signed, expiring URL from which a platform fetches the bytes itself; Permanent
+        when the installation has no public URL."""
+        ...
+
+
+#: Media per part of a post: index 0 is `content.media`, index n is `content.thread[n-1].media`.
+PartsMedia = Sequence[Sequence[MediaFile]]
+PartsInfo = Sequence[Sequence[MediaInfo]]
+
+
+@dataclass(frozen=True)
 class PublishRequest:
     """Everything a provider needs to publish one job; `idempotency_key` is the job id."""
 
@@ -131,10 +177,16 @@ class PublishRequest:
     config: dict[str, Any]
     credentials: dict[str, Any]
     checkpoints: Checkpoints = field(default_factory=MemoryCheckpoints)
+    #: The content's media resolved from the store, per part (`PartsMedia`).
+    media: PartsMedia = ()
 
     @property
     def idempotency_key(self) -> str:
         return self.job_id
+
+    def media_of(self, part: int) -> Sequence[MediaFile]:
+        """Part 0 is the post itself, part n the thread's nth reply."""
+        return self.media[part] if part < len(self.media) else ()
 
 
 @dataclass(frozen=True)
@@ -325,9 +377,11 @@ class Provider(abc.ABC):
         """Text length in the platform's own unit."""
         return len(text)
 
-    async def check_content(self, content: Content, config: dict[str, Any]) -> Problems:
+    async def check_content(self, content: Content, config: dict[str, Any],
+                            media: PartsInfo = ()) -> Problems:
         """Field-level problems of content against this platform's limits, checked when a post
-        is created or edited, never first at publish time."""
+        is created or edited, never first at publish time. `media` is what is known of each
+        part's media (`PartsInfo`), in the order of `content`."""
         problems: Problems = []
         limit = await self.text_limit(config)
         for where, text in text_parts(content):

@@ -31,6 +31,7 @@ from shared.providers.base import (
     Connected,
     HttpBase,
     OAuthApp,
+    PartsInfo,
     Permanent,
     Problems,
     Provider,
@@ -291,10 +292,11 @@ class BlueskyProvider(Provider):
     def measure(self, text: str) -> int:
         return graphemes(text)
 
-    async def check_content(self, content: Content, config: dict[str, Any]) -> Problems:
+    async def check_content(self, content: Content, config: dict[str, Any],
+                            media: PartsInfo = ()) -> Problems:
         """Graphemes as the base check counts them, and the lexicon's byte cap, which a text
         of long emoji sequences meets first."""
-        problems = await super().check_content(content, config)
+        problems = await super().check_content(content, config, media)
         for where, text in text_parts(content):
             size = len(text.encode("utf-8"))
             if size > MAX_TEXT_BYTES:

@@ -33,6 +33,7 @@ from shared.providers.base import (
     Connected,
     HttpBase,
     OAuthApp,
+    PartsInfo,
     Permanent,
     Problems,
     Provider,
@@ -267,7 +268,8 @@ class MastodonProvider(Provider):
         own URL length."""
         return count_characters(text)
 
-    async def check_content(self, content: Content, config: dict[str, Any]) -> Problems:
+    async def check_content(self, content: Content, config: dict[str, Any],
+                            media: PartsInfo = ()) -> Problems:
         """As the base check, but each URL counts as the instance's
         `characters_reserved_per_url`, which `measure` (no config) cannot know."""
         limits = await self._limits(config)
