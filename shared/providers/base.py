@@ -11,7 +11,7 @@ records it fenced (`Checkpoints`, `Connected`).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
@@ -247,6 +247,44 @@ def text_parts(content: Content) -> list[tuple[str, str]]:
     """(field, text) of the post and of each thread part, each checked against the limits."""
     return [("content.text", content.text)] + [
         (f"content.thread.{n}.text", part.text) for n, part in enumerate(content.thread)]
+
+
+def part_text(content: Content, part: int) -> str:
+    """Part 0 is the post's text, part n the thread's nth reply."""
+    return content.text if part == 0 else content.thread[part - 1].text
+
+
+#: One published part of a post as the `parts` checkpoint keeps it: `n` (0 for the post, n for
+#: the thread's nth reply), `platform_post_id`, `url`, and whatever else a later reply must
+#: name (Bluesky's `cid`).
+Part = dict[str, Any]
+#: Publishes part n as a reply to the parts before it (none for part 0).
+PartPublisher = Callable[[int, list[Part]], Awaitable[Part]]
+
+
+async def publish_parts(request: PublishRequest, publish_part: PartPublisher) -> Published:
+    """The post and its thread as a reply chain, each part saved in the `parts` checkpoint
+    before the next is sent (DESIGN §8): a retry resumes at the first unpublished part and
+    never posts an earlier one again. The result names the first part, the post itself."""
+    parts: list[Part] = list(request.checkpoints.get("parts") or [])
+    for n in range(len(parts), 1 + len(request.content.thread)):
+        parts.append({**await publish_part(n, parts), "n": n})
+        await request.checkpoints.save("parts", parts)
+    return Published(parts[0].get("platform_post_id"), parts[0].get("url"))
+
+
+async def uploaded(request: PublishRequest, part: int, index: int,
+                   upload: Callable[[], Awaitable[str]]) -> str:
+    """The platform's id for media `index` of `part`, uploaded once: the id is saved in the
+    `media_<part>` checkpoint, so a retry reuses what an earlier try uploaded. A part's media
+    are uploaded in order."""
+    key = f"media_{part}"
+    ids: list[str] = list(request.checkpoints.get(key) or [])
+    if index < len(ids):
+        return ids[index]
+    media_id = await upload()
+    await request.checkpoints.save(key, [*ids, media_id])
+    return media_id
 
 
 def _problems(exc: ValidationError, prefix: str) -> Problems:
