@@ -14,14 +14,17 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import structlog
+from aiodataloader import DataLoader
 from pymongo.errors import PyMongoError
 
 from executor.retry import Action, decide
 from shared.coalesce import reader, updater
 from shared.credentials import CredentialKeeper, Keyed
+from shared.jobs import FencedMove
 from shared.locks import RenewedLock
 from shared.logging import get_logger
 from shared.metrics import (
+    EXECUTOR_BATCH_SIZE,
     JOBS,
     LATENESS,
     LEASE_LOSSES,
@@ -42,15 +45,16 @@ from shared.providers.base import (
     RateLimited,
     Transient,
 )
+from shared.rate_limit import Rate
 from shared.runtime import Runtime
 from shared.store import Doc
 
 log = get_logger(__name__)
 
 CLAIMABLE = (JobState.PENDING, JobState.STAGED, JobState.RETRY_WAIT)
-#: How early a job may be claimed: the worker's lead plus clock rounding. A queue entry popped
-#: earlier than this (left over from an earlier schedule) is not claimed.
-EARLY_CLAIM = timedelta(milliseconds=150)
+#: A claim accepts jobs due within the worker's lead plus this much clock rounding. A queue
+#: entry popped earlier (left over from an earlier schedule) is not claimed.
+CLAIM_ROUNDING = timedelta(milliseconds=50)
 #: A job of an account that is not active waits this long before it looks again; reconnecting
 #: or re-enabling the account through the API queues its jobs at once.
 ACCOUNT_RECHECK = timedelta(hours=1)
@@ -61,6 +65,13 @@ class LeaseLost(Exception):
 
 
 class Publisher:
+    """Runs each popped job on its own (one task per job, one platform call per job), while
+    the round trips of jobs that reach the same step together go out as one (DESIGN §5,
+    "Batches, not round trips"): their locks in one pipeline, their claims in one
+    `update_many` and one read-back, their fenced moves in one `bulk_write`, their releases in
+    one pipeline. Batching changes the round trips, never the fencing: each job's writes are
+    still filtered on its own `lease_seq`."""
+
     def __init__(self, rt: Runtime, notifier: Notifier) -> None:
         self._rt = rt
         self.notifier = notifier
@@ -70,6 +81,14 @@ class Publisher:
         self.complete_post = updater(rt.store.posts, {"status": str(PostStatus.SCHEDULED)},
                                      lambda: {"$set": {"status": str(PostStatus.COMPLETED),
                                                        "updated_at": rt.clock.now_dt()}})
+        self.locking: DataLoader[RenewedLock, bool] = DataLoader(self._lock_batch, cache=False)
+        self.claiming: DataLoader[str, Doc | None] = DataLoader(self._claim_batch, cache=False)
+        self.moving: DataLoader[FencedMove, bool] = DataLoader(self._move_batch, cache=False)
+        self.releasing: DataLoader[RenewedLock, None] = DataLoader(self._release_batch,
+                                                                   cache=False)
+        self.holds: DataLoader[list[str], float] = DataLoader(rt.budgets.held_for_many,
+                                                              cache=False)
+        self.rates: DataLoader[Rate, float] = DataLoader(rt.budgets.take_many, cache=False)
 
     def provider(self, platform: str) -> Provider:
         return self._rt.provider(platform)
@@ -77,12 +96,12 @@ class Publisher:
     async def run(self, job_id: str) -> None:
         rt = self._rt
         lock = RenewedLock(rt.redis, rt.keys.job_lock(job_id), rt.settings.lease_ttl_seconds)
-        if not await lock.acquire():
+        if not await self.locking.load(lock):
             return
         run: Run | None = None
         try:
             try:
-                job = await self._claim(job_id, lock.token)
+                job = await self.claiming.load(job_id)
             except PyMongoError:
                 # Not claimed, so still waiting: put it back rather than leave it to the sweep.
                 await rt.queue.stage(job_id, rt.clock.now_dt(), "high")
@@ -104,29 +123,38 @@ class Publisher:
                     finished.set()
                     await renewal
         finally:
-            await lock.release()
+            await self.releasing.load(lock)
         if run is not None and run.requeue is not None:
             # Queued only once the lock is free: a retry due at once would otherwise be popped
             # by an executor that cannot take the lock, and dropped.
             await rt.queue.stage(*run.requeue)
 
-    async def _claim(self, job_id: str, token: str) -> Doc | None:
+    async def _lock_batch(self, locks: list[RenewedLock]) -> list[bool]:
+        EXECUTOR_BATCH_SIZE.labels(step="lock").observe(len(locks))
+        return await RenewedLock.acquire_all(self._rt.redis, locks)
+
+    async def _claim_batch(self, job_ids: list[str]) -> list[Doc | None]:
+        """Claim what the batch's locks won; a job absent from the answer was not claimable
+        (done, cancelled, not yet due) or is another node's."""
         rt = self._rt
+        EXECUTOR_BATCH_SIZE.labels(step="claim").observe(len(job_ids))
         now = rt.clock.now_dt()
-        return await rt.jobs.transition(
-            job_id,
-            expect=CLAIMABLE,
-            to=JobState.RUNNING,
-            reason="claimed",
-            extra_filter={"due_at": {"$lte": now + EARLY_CLAIM}},
-            set_fields={
-                "lease": {"node_id": rt.settings.node_id, "token": token,
-                          "expires_at": now + timedelta(seconds=rt.settings.lease_ttl_seconds)},
-                "claimed_at": now,
-            },
-            unset=["waiting_on"],
-            inc={"lease_seq": 1},
-        )
+        won = await rt.jobs.claim_many(
+            job_ids, expect=CLAIMABLE,
+            lease={"node_id": rt.settings.node_id,
+                   "expires_at": now + timedelta(seconds=rt.settings.lease_ttl_seconds)},
+            due_before=now + timedelta(milliseconds=rt.settings.executor_lead_ms)
+            + CLAIM_ROUNDING)
+        return [won.get(job_id) for job_id in job_ids]
+
+    async def _move_batch(self, moves: list[FencedMove]) -> list[bool]:
+        EXECUTOR_BATCH_SIZE.labels(step="move").observe(len(moves))
+        return await self._rt.jobs.move_many(moves)
+
+    async def _release_batch(self, locks: list[RenewedLock]) -> list[None]:
+        EXECUTOR_BATCH_SIZE.labels(step="release").observe(len(locks))
+        await RenewedLock.release_all(self._rt.redis, locks)
+        return [None] * len(locks)
 
     async def _renew_lease(self, job: Doc, finished: asyncio.Event) -> None:
         """Push the MongoDB lease expiry forward until the run finishes; a miss means the
@@ -164,14 +192,17 @@ class Run:
         #: (job id, due time, lane) to queue once the job's lock is released.
         self.requeue: tuple[str, datetime, str] | None = None
 
-    async def move(self, to: JobState, reason: str, expect: JobState = JobState.RUNNING,
-                   **kw: Any) -> Doc:
-        doc = await self.rt.jobs.transition(
-            self.job["_id"], expect=[expect], to=to, reason=reason, fence=self.fence, **kw
-        )
-        if doc is None:
+    async def move(self, to: JobState, reason: str, expect: JobState = JobState.RUNNING, *,
+                   set_fields: dict[str, Any] | None = None, unset: tuple[str, ...] = (),
+                   inc: dict[str, int] | None = None,
+                   push: dict[str, Any] | None = None) -> None:
+        """A fenced transition, written together with the other jobs' that reach a move at
+        the same time; LeaseLost when it matched nothing."""
+        written = await self.p.moving.load(FencedMove(
+            self.job, self.fence, (expect,), to, reason, set_fields=set_fields or {},
+            unset=unset, inc=inc, push=push))
+        if not written:
             raise LeaseLost(self.job["_id"])
-        return doc
 
     def attempt(self, outcome: str, error: str | None = None) -> dict[str, Any]:
         return {"attempts": {
@@ -233,12 +264,12 @@ class Run:
     async def _post_is_live(self, post: Doc | None) -> bool:
         """A cancelled post's job is cancelled; a paused post's job waits (out of the queue)."""
         if post is None or post["status"] in (PostStatus.CANCELLED, PostStatus.COMPLETED):
-            await self.move(JobState.CANCELLED, "post cancelled", unset=["lease"],
+            await self.move(JobState.CANCELLED, "post cancelled", unset=("lease",),
                             push=self.attempt("cancelled"))
             JOBS.labels(outcome="cancelled").inc()
             return False
         if post["status"] == PostStatus.PAUSED:
-            await self.move(JobState.PENDING, "post paused", unset=["lease"])
+            await self.move(JobState.PENDING, "post paused", unset=("lease",))
             return False
         return True
 
@@ -260,7 +291,7 @@ class Run:
                 reason = "coalesced"
         if reason is None:
             return False
-        await self.move(JobState.MISSED, reason, unset=["lease"],
+        await self.move(JobState.MISSED, reason, unset=("lease",),
                         push=self.attempt("missed", reason))
         JOBS.labels(outcome="missed").inc()
         log.warning("job_missed", reason=reason, late_seconds=round(late, 3))
@@ -271,7 +302,7 @@ class Run:
     async def _held(self, account: Doc) -> bool:
         """The platform said the account's or the app's allowance is spent (a scoped 429):
         wait for the time it named without calling it."""
-        wait = await self.rt.budgets.held_for(_hold_scopes(account["_id"], account["platform"]))
+        wait = await self.p.holds.load(_hold_scopes(account["_id"], account["platform"]))
         if wait <= 0:
             return False
         RATE_LIMIT_DEFERRALS.labels(platform=account["platform"], source="hold").inc()
@@ -287,10 +318,10 @@ class Run:
         if limits.get("per_day"):
             wait = await self.rt.budgets.take_daily(scope, int(limits["per_day"]))
         if not wait and limits.get("per_minute"):
-            wait = await self.rt.budgets.take(scope, float(limits["per_minute"]))
+            wait = await self.p.rates.load(Rate(scope, float(limits["per_minute"])))
         default = self.p.provider(account["platform"]).default_budget
         if not wait and not limits and default is not None:
-            wait = await self.rt.budgets.take(scope, default.per_minute, burst=default.count)
+            wait = await self.p.rates.load(Rate(scope, default.per_minute, default.count))
         if wait <= 0:
             return False
         RATE_LIMIT_DEFERRALS.labels(platform=account["platform"], source="budget").inc()
@@ -372,7 +403,7 @@ class Run:
         if result.spent is not None:
             await self._hold(result.spent.scope, result.spent.until)
         await self.move(
-            JobState.SUCCEEDED, "published", expect=JobState.PUBLISHING, unset=["lease"],
+            JobState.SUCCEEDED, "published", expect=JobState.PUBLISHING, unset=("lease",),
             set_fields={"result": {"platform_post_id": result.platform_post_id,
                                    "url": result.url},
                         "next_attempt_at": None},
@@ -417,17 +448,17 @@ class Run:
     async def _reschedule(self, expect: JobState, to: JobState, reason: str, run_at: datetime,
                           *, consumed: bool, outcome: str | None = None,
                           extra: dict[str, Any] | None = None) -> None:
-        doc = await self.move(
-            to, reason, expect=expect, unset=["lease"],
+        await self.move(
+            to, reason, expect=expect, unset=("lease",),
             set_fields={"due_at": run_at, "next_attempt_at": run_at, "error": reason,
                         **(extra or {})},
             inc={"attempt_count": 1} if consumed else None,
             push=self.attempt(outcome, reason) if outcome else None,
         )
-        self.requeue = (doc["_id"], run_at, doc.get("priority", "normal"))
+        self.requeue = (self.job["_id"], run_at, self.job.get("priority", "normal"))
 
     async def _fail(self, post: Doc, message: str, *, expect: JobState) -> None:
-        await self.move(JobState.FAILED, message, expect=expect, unset=["lease"],
+        await self.move(JobState.FAILED, message, expect=expect, unset=("lease",),
                         set_fields={"error": message}, push=self.attempt("failed", message))
         JOBS.labels(outcome="failed").inc()
         log.warning("job_failed", error=message)

@@ -20,9 +20,6 @@ log = get_logger(__name__)
 
 #: Longest sleep between polls: bounds the delay after a lost wake-up message or a flushed Redis.
 MAX_SLEEP = 1.0
-#: Jobs are popped and claimed this long before they are due, so that the claim and the reads
-#: are done when the due time comes and only the platform call remains.
-LEAD_MS = 100
 ERROR_BACKOFF = 1.0
 PING_TIMEOUT_SECONDS = 5.0
 
@@ -32,6 +29,10 @@ class Worker:
         self._rt = rt
         self._publisher = publisher
         self._concurrency = concurrency
+        #: Jobs are popped and claimed this long before they are due (`executor_lead_ms`), so
+        #: that the claim and the reads are done when the due time comes and only the platform
+        #: call remains.
+        self._lead_ms = rt.settings.executor_lead_ms
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -57,7 +58,7 @@ class Worker:
             return
         self._wake.clear()
         try:
-            popped = await self._rt.queue.pop(free, LEAD_MS)
+            popped = await self._rt.queue.pop(free, self._lead_ms)
         except (RedisError, OSError) as exc:
             log.warning("pop_failed", error=type(exc).__name__)
             await asyncio.sleep(ERROR_BACKOFF)
@@ -69,7 +70,8 @@ class Worker:
         if popped.next_due_ms is None:
             await self._sleep(MAX_SLEEP)
         else:
-            await self._sleep(max(0.0, (popped.next_due_ms - LEAD_MS - popped.now_ms) / 1000))
+            await self._sleep(
+                max(0.0, (popped.next_due_ms - self._lead_ms - popped.now_ms) / 1000))
 
     async def _store_available(self) -> bool:
         """After a MongoDB error, claiming waits for a ping: while MongoDB is unreachable the

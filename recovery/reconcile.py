@@ -14,7 +14,7 @@ from executor.publish import Publisher
 from shared.logging import get_logger
 from shared.metrics import JOBS
 from shared.models import Content, JobState, OnUnknown
-from shared.providers.base import ProviderError, PublishRequest
+from shared.providers.base import MemoryCheckpoints, ProviderError, PublishRequest
 from shared.runtime import Runtime
 from shared.store import Doc
 
@@ -34,6 +34,9 @@ async def reconcile(rt: Runtime, publisher: Publisher, job: Doc) -> str:
             content=Content.model_validate(job.get("content_override") or post["content"]),
             config=account.get("config", {}),
             credentials=rt.box.open(account["credentials_enc"]),
+            # What the interrupted run recorded (a thread's parts, an upload session, a publish
+            # id): the lookup starts from it. Read-only here; a retry resumes from the same.
+            checkpoints=MemoryCheckpoints(job.get("checkpoints")),
         )
         try:
             found = await provider.lookup(

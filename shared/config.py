@@ -106,6 +106,9 @@ class Settings(StoreSettings):
     executor_concurrency: int = Field(
         32, ge=1, le=4096, validation_alias="HERALD_EXECUTOR_CONCURRENCY"
     )
+    #: How far ahead of its due time a job is popped and claimed, so that only the platform
+    #: call is left when the time comes; raise it when the store is far away (ms of round trip).
+    executor_lead_ms: int = Field(100, ge=0, le=60_000, validation_alias="HERALD_EXECUTOR_LEAD_MS")
     retry_base_seconds: PositiveSeconds = Field(60, validation_alias="HERALD_RETRY_BASE_SECONDS")
     retry_max_attempts: int = Field(3, ge=1, le=100, validation_alias="HERALD_RETRY_MAX_ATTEMPTS")
     notify_webhook_url: str | None = Field(None, validation_alias="HERALD_NOTIFY_WEBHOOK_URL")

@@ -13,6 +13,7 @@ an operator's patch does not undo the patch.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,9 @@ REFRESH_LOCK_TTL_SECONDS = 30.0
 #: mean something else is wrong, and the job is retried later instead.
 REFRESH_ROUNDS = 3
 REAUTH_REQUIRED = "reauth_required"
+#: Opened credentials kept per node, by their sealed text: a burst for one account decrypts
+#: once, and a changed credential is a different text, so nothing stale is ever used.
+OPENED_MAX = 4096
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,19 @@ class CredentialKeeper:
     def __init__(self, rt: Runtime, notifier: Notifier) -> None:
         self._rt = rt
         self._notifier = notifier
+        self._opened: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def open(self, account: Doc) -> Keyed:
-        return Keyed(self._rt.box.open(account["credentials_enc"]), version_of(account))
+        sealed = account["credentials_enc"]
+        opened = self._opened.get(sealed)
+        if opened is None:
+            opened = self._rt.box.open(sealed)
+            self._opened[sealed] = opened
+            if len(self._opened) > OPENED_MAX:
+                self._opened.popitem(last=False)
+        else:
+            self._opened.move_to_end(sealed)
+        return Keyed(dict(opened), version_of(account))
 
     async def app_for(self, platform: str, config: dict[str, Any]) -> OAuthApp | None:
         """The OAuth client a refresh authenticates with: the installation's, from the

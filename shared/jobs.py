@@ -3,10 +3,13 @@ live event channel, and staging keeps MongoDB (the record) ahead of Redis (the c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pymongo import UpdateOne
 from redis.asyncio import Redis
 
 from shared.due_queue import DueQueue
@@ -20,6 +23,22 @@ STAGEABLE = (JobState.PENDING, JobState.STAGED, JobState.RETRY_WAIT)
 
 def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class FencedMove:
+    """One job's transition filtered on its lease's fencing token (DESIGN §5), to be written
+    with others in one `bulk_write`."""
+
+    job: Doc
+    fence: int
+    expect: tuple[JobState, ...]
+    to: JobState
+    reason: str
+    set_fields: Mapping[str, Any] = field(default_factory=dict)
+    unset: tuple[str, ...] = ()
+    inc: Mapping[str, int] | None = None
+    push: Mapping[str, Any] | None = None
 
 
 class JobBook:
@@ -40,6 +59,55 @@ class JobBook:
         if doc is not None:
             await self.announce(doc, reason)
         return doc
+
+    async def claim_many(self, job_ids: list[str], *, expect: Iterable[JobState],
+                         lease: Doc, due_before: datetime) -> dict[str, Doc]:
+        """Claim a batch in two round trips: one conditional `update_many` that stamps the
+        batch's token into each lease and `$inc`s `lease_seq`, and one read-back by that token,
+        which says what was won and each job's fencing token. Jobs another node took, or no
+        longer claimable, are simply absent from the answer."""
+        if not job_ids:
+            return {}
+        token = uuid.uuid4().hex
+        query, update = self.store.transition_ops(
+            {"$in": job_ids}, expect=expect, to=JobState.RUNNING, node_id=self.node_id,
+            reason="claimed", extra_filter={"due_at": {"$lte": due_before}},
+            set_fields={"lease": {**lease, "token": token}, "claimed_at": self.store.now()},
+            unset=["waiting_on"], inc={"lease_seq": 1})
+        await self.store.jobs.update_many(query, update)
+        won = {doc["_id"]: doc async for doc in self.store.jobs.find(
+            {"_id": {"$in": job_ids}, "lease.token": token})}
+        for doc in won.values():
+            await self.announce(doc, "claimed")
+        return won
+
+    async def move_many(self, moves: list[FencedMove]) -> list[bool]:
+        """Write a batch of fenced transitions as one unordered `bulk_write` of `update_one`s,
+        each filtered on its own job's `lease_seq`. When fewer match than were sent, one read
+        by the batch's write token says which: the others lost their lease."""
+        if not moves:
+            return []
+        token = uuid.uuid4().hex
+        ops = []
+        for move in moves:
+            query, update = self.store.transition_ops(
+                move.job["_id"], expect=move.expect, to=move.to, node_id=self.node_id,
+                reason=move.reason, fence=move.fence,
+                set_fields={**move.set_fields, "write_token": token}, unset=move.unset,
+                inc=move.inc, push=move.push)
+            ops.append(UpdateOne(query, update))
+        result = await self.store.jobs.bulk_write(ops, ordered=False)
+        if result.matched_count == len(moves):
+            written = [True] * len(moves)
+        else:
+            done = {doc["_id"] async for doc in self.store.jobs.find(
+                {"_id": {"$in": [m.job["_id"] for m in moves]}, "write_token": token},
+                projection={"_id": 1})}
+            written = [m.job["_id"] in done for m in moves]
+        for move, ok in zip(moves, written, strict=True):
+            if ok:
+                await self.announce({**move.job, "state": str(move.to)}, move.reason)
+        return written
 
     def _event(self, doc: Doc, reason: str) -> dict[str, Any]:
         return {

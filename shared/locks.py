@@ -36,10 +36,13 @@ class RenewedLock:
         started = time.monotonic()
         if not await self._lock.acquire(blocking=False, token=self.token):
             return False
+        self._taken(started)
+        return True
+
+    def _taken(self, started: float) -> None:
         self._deadline = started + self.ttl
         self.lost.clear()
         self._renewal = asyncio.create_task(self._renew(), name=f"renew {self.name}")
-        return True
 
     @property
     def held(self) -> bool:
@@ -62,10 +65,42 @@ class RenewedLock:
 
     async def release(self) -> None:
         """Stop renewing and compare-and-delete; a lock already lost or expired is fine."""
+        await self._stop_renewal()
+        with contextlib.suppress(LockError, RedisError, OSError):
+            await self._lock.release()
+
+    async def _stop_renewal(self) -> None:
         if self._renewal is not None:
             self._renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewal
             self._renewal = None
-        with contextlib.suppress(LockError, RedisError, OSError):
-            await self._lock.release()
+
+    @staticmethod
+    async def acquire_all(redis: Redis, locks: list[RenewedLock]) -> list[bool]:
+        """Take a batch of locks in one pipeline of `SET NX PX` (one round trip, not one per lock);
+        each lock won starts renewing as `acquire` would."""
+        started = time.monotonic()
+        async with redis.pipeline(transaction=False) as pipe:
+            for lock in locks:
+                pipe.set(lock.name, lock.token, nx=True, px=int(lock.ttl * 1000))
+            answers = await pipe.execute()
+        for lock, won in zip(locks, answers, strict=True):
+            if won:
+                lock._taken(started)
+        return [bool(won) for won in answers]
+
+    @staticmethod
+    async def release_all(redis: Redis, locks: list[RenewedLock]) -> None:
+        """Release a batch in one pipeline of compare-and-deletes (redis-py's own release script);
+        a lock already lost or expired is fine, and a failed release leaves the keys to expire."""
+        for lock in locks:
+            await lock._stop_renewal()
+        with contextlib.suppress(RedisError, OSError):
+            async with redis.pipeline(transaction=False) as pipe:
+                for lock in locks:
+                    release = lock._lock.lua_release
+                    assert release is not None  # registered by Lock's constructor
+                    await release(keys=[lock.name], args=[lock.token], client=pipe)
+                await pipe.execute(raise_on_error=False)
+

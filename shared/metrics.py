@@ -88,3 +88,10 @@ JOBS_STAGED = Counter(
 JOBS_IN_FLIGHT = Gauge(
     "herald_jobs_in_flight", "Jobs this executor is running now.", registry=REGISTRY
 )
+EXECUTOR_BATCH_SIZE = Histogram(
+    "herald_executor_batch_size",
+    "Jobs per round trip of the executor's batched steps (lock, claim, move, release).",
+    ["step"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    registry=REGISTRY,
+)

@@ -4,12 +4,22 @@ failed."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from redis.asyncio import Redis
 
 from shared.keys import Keys
 from shared.lua import Scripts
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A GCRA budget: `per_minute` slots for `scope`, up to `burst` at once."""
+
+    scope: str
+    per_minute: float
+    burst: int = 1
 
 
 class Budgets:
@@ -20,11 +30,18 @@ class Budgets:
 
     async def take(self, scope: str, per_minute: float, burst: int = 1) -> float:
         """Take one slot; returns 0 when admitted, else the seconds until a slot frees."""
-        interval_ms = max(1, int(60_000 / per_minute))
-        allowed, wait_ms = await self._scripts.gcra(
-            keys=[self._keys.budget(scope)], args=[interval_ms, burst]
-        )
-        return 0.0 if int(allowed) else int(wait_ms) / 1000
+        return (await self.take_many([Rate(scope, per_minute, burst)]))[0]
+
+    async def take_many(self, rates: list[Rate]) -> list[float]:
+        """`take` for each rate, in one pipeline: the scripts still run one after another on
+        the server, so two slots of one scope in a batch are taken as two calls would."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for rate in rates:
+                interval_ms = max(1, int(60_000 / rate.per_minute))
+                await self._scripts.gcra(keys=[self._keys.budget(rate.scope)],
+                                         args=[interval_ms, rate.burst], client=pipe)
+            answers = await pipe.execute()
+        return [0.0 if int(allowed) else int(wait_ms) / 1000 for allowed, wait_ms in answers]
 
     async def take_daily(self, scope: str, per_day: int) -> float:
         """Take one of today's (UTC) `per_day` units; 0 when admitted, else seconds until
@@ -47,10 +64,12 @@ class Budgets:
         if current < ms:
             await self._redis.set(key, 1, px=ms)
 
-    async def held_for(self, scopes: list[str]) -> float:
-        """Seconds until the longest hold on any of `scopes` ends; 0 when none holds."""
+    async def held_for_many(self, batch: list[list[str]]) -> list[float]:
+        """For each list of scopes, the seconds until the longest hold on any of them ends (0
+        when none holds), all in one pipeline."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for scope in scopes:
-                pipe.pttl(self._keys.budget(f"hold:{scope}"))
-            remaining = await pipe.execute()
-        return float(max([0, *remaining])) / 1000
+            for scopes in batch:
+                for scope in scopes:
+                    pipe.pttl(self._keys.budget(f"hold:{scope}"))
+            remaining = iter(await pipe.execute())
+        return [float(max([0, *(next(remaining) for _ in scopes)])) / 1000 for scopes in batch]

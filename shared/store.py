@@ -119,6 +119,30 @@ class Store:
         Returns the updated document, or None when the job was not in an expected state (or the
         fence no longer matches): the caller lost the race and must not touch the job.
         """
+        query, update = self.transition_ops(
+            job_id, expect=expect, to=to, node_id=node_id, reason=reason, fence=fence,
+            extra_filter=extra_filter, set_fields=set_fields, unset=unset, inc=inc, push=push)
+        return await self.jobs.find_one_and_update(
+            query, update, return_document=ReturnDocument.AFTER
+        )
+
+    def transition_ops(
+        self,
+        job_id: str | Mapping[str, Any],
+        *,
+        expect: Iterable[JobState],
+        to: JobState,
+        node_id: str,
+        reason: str,
+        fence: int | None = None,
+        extra_filter: Mapping[str, Any] | None = None,
+        set_fields: Mapping[str, Any] | None = None,
+        unset: Iterable[str] = (),
+        inc: Mapping[str, int] | None = None,
+        push: Mapping[str, Any] | None = None,
+    ) -> tuple[Doc, Doc]:
+        """The filter and update of a transition, for one job or (with an `_id` condition such
+        as `{"$in": [...]}`) for a batch written by `update_many` or `bulk_write`."""
         expect = list(expect)
         illegal = [s for s in expect if not can_transition(s, to)]
         if illegal:
@@ -140,6 +164,4 @@ class Store:
             update["$unset"] = dict.fromkeys(unset, "")
         if inc:
             update["$inc"] = dict(inc)
-        return await self.jobs.find_one_and_update(
-            query, update, return_document=ReturnDocument.AFTER
-        )
+        return query, update

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from executor.publish import Publisher, Run
 from shared.config import Settings
 from shared.locks import RenewedLock
+from shared.metrics import REGISTRY
 from shared.models import JobState
 from shared.notify import Notifier
 from shared.runtime import Runtime
@@ -215,21 +216,21 @@ async def test_stale_lease_holder_is_fenced_off(rt: Runtime, receiver: WebhookRe
     account = await make_account(rt, receiver)
     _, (job,) = await make_post(rt, [account], rt.clock.now_dt())
     publisher = Publisher(rt, Notifier(rt.http, None))
-    first = await publisher._claim(job["_id"], "token-1")
+    first = await publisher.claiming.load(job["_id"])
     assert first is not None and first["lease_seq"] == 1
     stale = Run(publisher, first, RenewedLock(rt.redis, rt.keys.job_lock(job["_id"]), 60))
     await stale.move(JobState.PUBLISHING, "publishing")
     # Its lease expires; recovery hands the job to a retry; another node claims it.
     await rt.jobs.transition(job["_id"], expect=[JobState.PUBLISHING], to=JobState.RETRY_WAIT,
                              reason="test: lease expired", fence=1)
-    second = await publisher._claim(job["_id"], "token-2")
+    second = await publisher.claiming.load(job["_id"])
     assert second is not None and second["lease_seq"] == 2
     with pytest.raises(Exception, match=job["_id"]):
         await stale.move(JobState.SUCCEEDED, "late write", expect=JobState.PUBLISHING)
     current = await rt.store.jobs.find_one({"_id": job["_id"]})
     assert current is not None
     assert current["state"] == JobState.RUNNING and current["lease_seq"] == 2
-    assert current["lease"]["token"] == "token-2"
+    assert current["lease"]["token"] == second["lease"]["token"] != first["lease"]["token"]
 
 
 async def test_a_lapsed_job_lock_sends_nothing_and_hands_the_job_back(
@@ -242,7 +243,7 @@ async def test_a_lapsed_job_lock_sends_nothing_and_hands_the_job_back(
     publisher = Publisher(rt, Notifier(rt.http, None))
     lock = RenewedLock(rt.redis, rt.keys.job_lock(job["_id"]), ttl=0.3)
     assert await lock.acquire()
-    claimed = await publisher._claim(job["_id"], lock.token)
+    claimed = await publisher.claiming.load(job["_id"])
     assert claimed is not None
     await rt.redis.delete(rt.keys.job_lock(job["_id"]))
     async with asyncio.timeout(5):
@@ -293,3 +294,52 @@ async def test_daily_quota_defers_to_the_next_utc_day(rt: Runtime,
     assert abs((deferred[0]["due_at"] - tomorrow).total_seconds()) < 2
     assert deferred[0]["attempt_count"] == 0
     assert len(receiver.deliveries) == 1
+
+
+def _samples(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_lease_lost_inside_a_batch_publishes_none_of_the_lost(
+        settings: Settings, receiver: WebhookReceiver) -> None:
+    """Ten jobs due together are claimed together ahead of time (a 3 s lead) and then marked
+    `publishing` by one bulk write. Meanwhile four leases were taken over (as a node that
+    found them expired would): the write matches six of the ten, the executor finds out
+    which, and only those six reach the platform; the four are left to their new holder."""
+    runtime = await Runtime.open(settings.model_copy(update={"executor_lead_ms": 3000}))
+    try:
+        account = await make_account(runtime, receiver)
+        due = runtime.clock.now_dt() + timedelta(seconds=2)
+        jobs = [(await make_post(runtime, [account], due, text=f"part of a batch {n}"))[1][0]
+                for n in range(10)]
+        ids = [job["_id"] for job in jobs]
+        lost, kept = ids[:4], ids[4:]
+        move_batches = _samples("herald_executor_batch_size_count", {"step": "move"})
+        small_batches = _samples("herald_executor_batch_size_bucket",
+                                 {"step": "move", "le": "8.0"})
+        losses = _samples("herald_lease_losses_total", {})
+        async with running_executor(runtime, concurrency=16):
+            for job_id in ids:
+                await wait_state(runtime, job_id, {JobState.RUNNING})
+            taken = await runtime.store.jobs.update_many(
+                {"_id": {"$in": lost}, "state": str(JobState.RUNNING)},
+                {"$inc": {"lease_seq": 1}, "$set": {"lease.node_id": "another-node"}})
+            assert taken.modified_count == 4
+            for job_id in kept:
+                await wait_state(runtime, job_id, {JobState.SUCCEEDED})
+            async with asyncio.timeout(10):
+                while _samples("herald_lease_losses_total", {}) < losses + 4:
+                    await asyncio.sleep(0.05)
+        assert sorted(accepted(receiver)) == sorted(kept)
+        for job_id in lost:
+            doc = await runtime.store.jobs.find_one({"_id": job_id})
+            assert doc is not None and doc["state"] == JobState.RUNNING
+            assert doc["lease"]["node_id"] == "another-node" and doc["lease_seq"] == 2
+        # The `publishing` marks went out together: one move batch of more than eight jobs.
+        assert _samples("herald_executor_batch_size_count", {"step": "move"}) > move_batches
+        assert _samples("herald_executor_batch_size_bucket",
+                        {"step": "move", "le": "8.0"}) < _samples(
+            "herald_executor_batch_size_count", {"step": "move"}) - move_batches + small_batches
+    finally:
+        await runtime.store.client.drop_database(runtime.store.db.name)
+        await runtime.close()
