@@ -18,6 +18,7 @@ from aiodataloader import DataLoader
 from pymongo.errors import PyMongoError
 
 from executor.retry import Action, decide
+from shared import pause
 from shared.coalesce import reader, updater
 from shared.credentials import CredentialKeeper, Keyed
 from shared.jobs import FencedMove
@@ -52,6 +53,8 @@ from shared.store import Doc
 log = get_logger(__name__)
 
 CLAIMABLE = (JobState.PENDING, JobState.STAGED, JobState.RETRY_WAIT)
+#: The scope of `pause.current`: all publishing.
+CLUSTER = "cluster"
 #: A claim accepts jobs due within the worker's lead plus this much clock rounding. A queue
 #: entry popped earlier (left over from an earlier schedule) is not claimed.
 CLAIM_ROUNDING = timedelta(milliseconds=50)
@@ -89,6 +92,7 @@ class Publisher:
         self.holds: DataLoader[list[str], float] = DataLoader(rt.budgets.held_for_many,
                                                               cache=False)
         self.rates: DataLoader[Rate, float] = DataLoader(rt.budgets.take_many, cache=False)
+        self.paused: DataLoader[str, Doc | None] = DataLoader(self._pause_batch, cache=False)
 
     def provider(self, platform: str) -> Provider:
         return self._rt.provider(platform)
@@ -128,6 +132,10 @@ class Publisher:
             # Queued only once the lock is free: a retry due at once would otherwise be popped
             # by an executor that cannot take the lock, and dropped.
             await rt.queue.stage(*run.requeue)
+
+    async def _pause_batch(self, scopes: list[str]) -> list[Doc | None]:
+        """Whether publishing is paused, read once for the jobs that ask together."""
+        return [await pause.current(self._rt)] * len(scopes)
 
     async def _lock_batch(self, locks: list[RenewedLock]) -> list[bool]:
         EXECUTOR_BATCH_SIZE.labels(step="lock").observe(len(locks))
@@ -230,6 +238,13 @@ class Run:
         if status != "active":
             await self._wait_for_account(JobState.RUNNING, f"the account is {status}")
             return
+        if await self.p.paused.load(CLUSTER) is not None:
+            # Publishing is paused cluster-wide: wait as for a disabled account, consuming no
+            # attempt; `POST /cluster/resume` queues the job again at once.
+            await self._reschedule(JobState.RUNNING, JobState.RETRY_WAIT, "publishing is paused",
+                                   rt.clock.now_dt() + pause.RECHECK, consumed=False,
+                                   extra={"waiting_on": "pause"})
+            return
         if await self._held(account) or await self._over_budget(account):
             return
         provider = self.p.provider(account["platform"])
@@ -243,11 +258,16 @@ class Run:
             await self._handle_error(post, exc, expect=JobState.RUNNING)
             return
         content = Content.model_validate(job.get("content_override") or post["content"])
+        try:
+            media = await rt.media.resolve(content)
+        except ProviderError as exc:
+            await self._handle_error(post, exc, expect=JobState.RUNNING)
+            return
         request = PublishRequest(
             job_id=job["_id"], post_id=job["post_id"], account_id=job["account_id"],
             scheduled_for=job["scheduled_for"], content=content,
             config=account.get("config", {}), credentials=keyed.credentials,
-            checkpoints=JobCheckpoints(self),
+            checkpoints=JobCheckpoints(self), media=media,
         )
         early = (job["due_at"] - rt.clock.now_dt()).total_seconds()
         if early > 0:

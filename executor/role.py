@@ -15,7 +15,8 @@ class ExecutorRole:
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
-        notifier = Notifier(rt.http, rt.settings.notify_webhook_url)
+        notifier = Notifier(rt.http, rt.settings.notify_webhook_url,
+                            console_url=rt.settings.console_url)
         self._worker = Worker(rt, Publisher(rt, notifier), rt.settings.executor_concurrency)
 
     def add_routes(self, app: web.Application) -> None:

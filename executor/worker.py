@@ -9,11 +9,11 @@ import contextlib
 import pymongo
 from pymongo.errors import PyMongoError
 from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
 
 from executor.publish import Publisher
 from shared.logging import get_logger
 from shared.metrics import JOBS_IN_FLIGHT
+from shared.redis_client import REDIS_ERRORS
 from shared.runtime import Runtime
 
 log = get_logger(__name__)
@@ -59,7 +59,7 @@ class Worker:
         self._wake.clear()
         try:
             popped = await self._rt.queue.pop(free, self._lead_ms)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("pop_failed", error=type(exc).__name__)
             await asyncio.sleep(ERROR_BACKOFF)
             return
@@ -107,7 +107,7 @@ class Worker:
         except PyMongoError as exc:
             self._store_suspect = True
             log.warning("job_interrupted", job_id=job_id, error=type(exc).__name__)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("job_interrupted", job_id=job_id, error=type(exc).__name__)
         except Exception:
             log.exception("job_crashed", job_id=job_id)
@@ -120,10 +120,10 @@ class Worker:
                 await pubsub.subscribe(self._rt.keys.wake)
                 async for _message in pubsub.listen():
                     self._wake.set()
-            except (RedisError, OSError):
+            except REDIS_ERRORS:
                 await asyncio.sleep(ERROR_BACKOFF)
             finally:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*REDIS_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped upstream
 
     async def drain(self, grace_seconds: float) -> None:

@@ -11,14 +11,13 @@ from aiohttp import web
 from croniter import croniter
 from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
-from redis.exceptions import RedisError
 
 from executor.publish import Publisher
 from recovery.sweeps import Sweeper
 from shared.locks import RenewedLock
 from shared.logging import get_logger
 from shared.notify import Notifier
-from shared.runtime import Runtime
+from shared.runtime import OUTAGES, Runtime
 from shared.store import Doc
 
 log = get_logger(__name__)
@@ -34,7 +33,8 @@ class RecoveryRole:
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
-        notifier = Notifier(rt.http, rt.settings.notify_webhook_url)
+        notifier = Notifier(rt.http, rt.settings.notify_webhook_url,
+                            console_url=rt.settings.console_url)
         self._sweeper = Sweeper(rt, Publisher(rt, notifier))
 
     def add_routes(self, app: web.Application) -> None:
@@ -93,7 +93,7 @@ class RecoveryRole:
                 await self._sweeper.sweep(kind, report)
             finally:
                 await lock.release()
-        except (PyMongoError, RedisError, OSError) as exc:
+        except OUTAGES as exc:
             log.warning("sweep_failed", kind=kind, error=type(exc).__name__)
             return False
         return True

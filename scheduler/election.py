@@ -18,11 +18,11 @@ from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
-from redis.exceptions import RedisError
 
 from shared.locks import RenewedLock
 from shared.logging import get_logger
 from shared.metrics import LEADER, LEADER_TRANSITIONS
+from shared.redis_client import REDIS_ERRORS
 from shared.runtime import Runtime
 
 log = get_logger(__name__)
@@ -67,7 +67,7 @@ class Election:
                                token=f"{self._rt.settings.node_id}:{uuid.uuid4().hex}")
             try:
                 won = await lock.acquire()
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("election_redis_error", error=type(exc).__name__)
                 won = False
             if won:

@@ -8,15 +8,15 @@ import time
 import uuid
 
 from aiohttp import web
-from pymongo.errors import PyMongoError
-from redis.exceptions import RedisError
 
 from scheduler.api import add_api_routes
+from scheduler.console import add_console_routes
 from scheduler.election import Election, Term
 from scheduler.window import window_check
 from shared.logging import get_logger
 from shared.metrics import OLDEST_PENDING_AGE, OVERDUE, QUEUE_DEPTH, REDIS_RESETS
-from shared.runtime import Runtime
+from shared.redis_client import REDIS_ERRORS
+from shared.runtime import OUTAGES, Runtime
 
 log = get_logger(__name__)
 
@@ -38,6 +38,7 @@ class SchedulerRole:
 
     def add_routes(self, app: web.Application) -> None:
         add_api_routes(app)
+        add_console_routes(app)
 
     async def run(self) -> None:
         self._rt.spawn(self._publish_gauges(), "queue gauges")
@@ -64,7 +65,7 @@ class SchedulerRole:
                     started = time.monotonic()
                     await window_check(self._rt, term.epoch, active=lambda: term.held)
                     next_check = started + interval
-            except (PyMongoError, RedisError, OSError) as exc:
+            except OUTAGES as exc:
                 log.warning("window_check_failed", error=type(exc).__name__)
                 next_check = time.monotonic() + min(RETRY_SECONDS, interval)
             await term.pause(min(GENERATION_POLL_SECONDS, max(0.0, next_check - time.monotonic())))
@@ -89,6 +90,6 @@ class SchedulerRole:
                     QUEUE_DEPTH.labels(lane=lane).set(count)
                 OVERDUE.set(overdue)
                 OLDEST_PENDING_AGE.set(0 if oldest is None else (now_ms - oldest) / 1000)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.debug("gauges_not_updated", error=type(exc).__name__)
             await asyncio.sleep(GAUGE_SECONDS)

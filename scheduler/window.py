@@ -33,6 +33,11 @@ async def window_check(
     materialised = await _materialise_recurring(rt, until, active)
     staged = await stage_due(rt, until, source="window", epoch=epoch, active=active)
     WINDOW_CHECKS.inc()
+    # The console's overview shows when the leader last checked, whichever node serves it.
+    await rt.store.cluster.update_one(
+        {"_id": "window"}, {"$set": {"at": now, "epoch": epoch, "node_id": rt.settings.node_id,
+                                     "materialised": materialised, "staged": staged}},
+        upsert=True)
     log.info("window_check", epoch=epoch, materialised=materialised, staged=staged)
     return {"materialised": materialised, "staged": staged}
 

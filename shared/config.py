@@ -7,6 +7,7 @@ exact name as an alias; a bad value is reported by that name, never by the Pytho
 from __future__ import annotations
 
 import os
+import re
 import socket
 from typing import Annotated, Literal, TypeVar
 
@@ -89,6 +90,19 @@ class Settings(StoreSettings):
         validation_alias=AliasChoices("REDIS_URL", "HERALD_REDIS_URL"), repr=False
     )
     admin_token: str = Field(validation_alias="HERALD_ADMIN_TOKEN", min_length=8, repr=False)
+    #: Read-only access: API GETs and a console session that the server refuses changes from.
+    viewer_token: str | None = Field(
+        None, validation_alias="HERALD_VIEWER_TOKEN", min_length=8, repr=False
+    )
+    #: The console's session cookie is `Secure` (sent over HTTPS only); set false only where
+    #: the console is reached over plain HTTP (a laptop, tests).
+    console_secure_cookie: bool = Field(True, validation_alias="HERALD_CONSOLE_SECURE_COOKIE")
+    console_session_hours: PositiveSeconds = Field(
+        12, validation_alias="HERALD_CONSOLE_SESSION_HOURS"
+    )
+    #: Where operators reach the console (e.g. `https://herald.example/console`), for links in
+    #: notifications; none without it.
+    console_url: str | None = Field(None, validation_alias="HERALD_CONSOLE_URL")
     node_id: str = Field(default_factory=_default_node_id, validation_alias="HERALD_NODE_ID")
     cluster_name: str = Field(
         "main", validation_alias="HERALD_CLUSTER_NAME", pattern=r"^[A-Za-z0-9_.-]{1,64}$"
@@ -123,6 +137,25 @@ class Settings(StoreSettings):
     http_header_timeout_seconds: PositiveSeconds = Field(
         10, validation_alias="HERALD_HTTP_HEADER_TIMEOUT_SECONDS"
     )
+    #: Where the platforms that fetch media themselves reach this installation's signed
+    #: `/public/media/...` URLs; unset, such platforms cannot take media from the GridFS store.
+    public_base_url: str | None = Field(None, validation_alias="HERALD_PUBLIC_BASE_URL")
+    media_max_bytes: int = Field(
+        1024**3, ge=1, le=1024**4, validation_alias="HERALD_MEDIA_MAX_BYTES"
+    )
+    #: `gridfs` (in MongoDB) or `s3://bucket[/prefix]` (an S3-compatible object store).
+    media_store: str = Field(
+        "gridfs", validation_alias="HERALD_MEDIA_STORE",
+        pattern=r"^(gridfs|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?)$",
+    )
+    s3_endpoint: str | None = Field(None, validation_alias="HERALD_S3_ENDPOINT")
+    #: Media by URL may come from private and loopback addresses (a trusted network, tests).
+    allow_private_urls: bool = Field(False, validation_alias="HERALD_ALLOW_PRIVATE_URLS")
+    #: The OpenAI-compatible endpoint generated content is asked of (`/chat/completions`,
+    #: `/images/generations` under it); posts with `content.generate` need it.
+    llm_base_url: str | None = Field(None, validation_alias="HERALD_LLM_BASE_URL")
+    llm_api_key: str | None = Field(None, validation_alias="HERALD_LLM_API_KEY", repr=False)
+    llm_model: str | None = Field(None, validation_alias="HERALD_LLM_MODEL", min_length=1)
 
     #: Read from HERALD_<PLATFORM>_CLIENT_ID / _CLIENT_SECRET by `_oauth_clients_from_env`.
     oauth_clients: dict[str, OAuthClient] = Field(
@@ -147,8 +180,10 @@ class Settings(StoreSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        if not value.startswith(("redis://", "rediss://", "unix://", "redis+cluster://",
+                                 "rediss+cluster://")):
+            raise ValueError("must start with redis://, rediss://, unix://, redis+cluster:// "
+                             "or rediss+cluster://")
         return value
 
     @field_validator("full_sweep_cron")
@@ -158,7 +193,7 @@ class Settings(StoreSettings):
             raise ValueError("not a valid cron expression")
         return value
 
-    @field_validator("notify_webhook_url")
+    @field_validator("notify_webhook_url", "s3_endpoint", "llm_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value in (None, ""):
@@ -166,6 +201,16 @@ class Settings(StoreSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @field_validator("public_base_url", "console_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        """Kept without a trailing slash; a query or fragment could not take a path after it."""
+        if value in (None, ""):
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError("must be an http:// or https:// URL without a query or fragment")
+        return value.rstrip("/")
 
     @property
     def horizon_seconds(self) -> float:
@@ -219,6 +264,11 @@ S = TypeVar("S", bound=StoreSettings)
 
 
 def _load(kind: type[S], overrides: dict[str, object]) -> S:
+    """HERALD_SECRETS_DIR names a directory of files, one per variable (a mounted Kubernetes
+    Secret), read where the environment lacks the variable: secrets need not be in it."""
+    secrets_dir = os.environ.get("HERALD_SECRETS_DIR")
+    if secrets_dir:
+        overrides = {"_secrets_dir": secrets_dir, **overrides}
     try:
         return kind(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

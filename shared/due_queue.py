@@ -7,6 +7,7 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 
 from shared.keys import LANES, Keys
 from shared.lua import Scripts
@@ -28,7 +29,7 @@ class DueQueue:
         self._scripts = scripts
 
     async def stage(self, job_id: str, due: datetime, priority: Priority | str,
-                    client: Redis | Pipeline | None = None) -> None:
+                    client: Redis | Pipeline | ClusterPipeline | None = None) -> None:
         """Add or move the job's entry; with a pipeline as `client`, only queue the command."""
         score = int(due.timestamp() * 1000)
         await self._scripts.stage(keys=[self._keys.lane(priority), self._keys.wake],

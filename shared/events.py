@@ -20,9 +20,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from shared.logging import get_logger
+from shared.redis_client import REDIS_ERRORS
 
 log = get_logger(__name__)
 
@@ -62,9 +62,11 @@ class EventFeed:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for message in batch:
-                    pipe.publish(self._channel, message)
+                    # Not `pipe.publish`: redis-py's cluster pipeline refuses it by name, while
+                    # the command itself works there (a PUBLISH reaches every node).
+                    pipe.execute_command("PUBLISH", self._channel, message)
                 await pipe.execute()
-        except (RedisError, OSError):
+        except REDIS_ERRORS:
             return
 
 
@@ -179,7 +181,7 @@ class EventHub:
                     elif message["type"] == "message":
                         for subscription in self._subscriptions:
                             subscription.push(message["data"])
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("event_subscription_lost", error=type(exc).__name__, retry_in=delay)
             finally:
                 self._live.clear()

@@ -14,11 +14,16 @@ import uuid
 
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError
 
 from shared.logging import get_logger
+from shared.lua import Script
+from shared.redis_client import REDIS_ERRORS
 
 log = get_logger(__name__)
+
+#: What ends a renewal: the lock is gone, Redis did not answer in time, or Redis is out.
+RENEWAL_ERRORS: tuple[type[Exception], ...] = (LockError, TimeoutError, *REDIS_ERRORS)
 
 
 class RenewedLock:
@@ -57,7 +62,7 @@ class RenewedLock:
             try:
                 await asyncio.wait_for(self._lock.reacquire(),
                                        timeout=max(0.001, self._deadline - started))
-            except (LockError, RedisError, OSError, TimeoutError) as exc:
+            except RENEWAL_ERRORS as exc:
                 log.warning("lock_lost", lock=self.name, error=type(exc).__name__)
                 self.lost.set()
                 return
@@ -66,7 +71,7 @@ class RenewedLock:
     async def release(self) -> None:
         """Stop renewing and compare-and-delete; a lock already lost or expired is fine."""
         await self._stop_renewal()
-        with contextlib.suppress(LockError, RedisError, OSError):
+        with contextlib.suppress(LockError, *REDIS_ERRORS):
             await self._lock.release()
 
     async def _stop_renewal(self) -> None:
@@ -92,15 +97,15 @@ class RenewedLock:
 
     @staticmethod
     async def release_all(redis: Redis, locks: list[RenewedLock]) -> None:
-        """Release a batch in one pipeline of compare-and-deletes (redis-py's own release script);
+        """Release a batch in one pipeline of compare-and-deletes (redis-py's own release script,
+        sent as a Herald `Script` so it also goes through a Redis Cluster pipeline);
         a lock already lost or expired is fine, and a failed release leaves the keys to expire."""
         for lock in locks:
             await lock._stop_renewal()
-        with contextlib.suppress(RedisError, OSError):
+        release = Script(redis, Lock.LUA_RELEASE_SCRIPT)
+        with contextlib.suppress(*REDIS_ERRORS):
             async with redis.pipeline(transaction=False) as pipe:
                 for lock in locks:
-                    release = lock._lock.lua_release
-                    assert release is not None  # registered by Lock's constructor
                     await release(keys=[lock.name], args=[lock.token], client=pipe)
                 await pipe.execute(raise_on_error=False)
 

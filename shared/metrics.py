@@ -1,10 +1,35 @@
-"""Every Prometheus metric Herald exports, in one registry; base units, no per-job labels."""
+"""Every Prometheus metric Herald exports, in one registry; base units, no per-job labels.
+
+Labelled series are created at 0 for every label value known in advance: a counter's first
+increment is then a rise `increase()` sees, so an alert fires on a pod's first event too."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from typing import get_args
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
+
+from shared.models import PlatformName, Priority
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    REGISTRY.register(_collector)
+
+OUTCOMES = ("succeeded", "failed", "retried", "deferred", "missed", "unconfirmed", "cancelled")
+#: `ProviderError.error_class` of every class in the provider taxonomy.
+ERROR_CLASSES = ("error", "rate_limited", "transient", "outcome_unknown", "auth_expired",
+                 "permanent", "auth_revoked")
+DEFERRAL_SOURCES = ("hold", "budget", "platform")
+STAGING_SOURCES = ("api", "window", "sweep")
+SWEEP_KINDS = ("light", "full")
 
 LATENESS_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600,
@@ -12,7 +37,7 @@ LATENESS_BUCKETS = (
 
 JOBS = Counter(
     "herald_jobs",
-    "Job outcomes (succeeded, failed, retried, deferred, missed, unconfirmed, cancelled).",
+    f"Job outcomes ({', '.join(OUTCOMES)}).",
     ["outcome"],
     registry=REGISTRY,
 )
@@ -58,7 +83,7 @@ SWEEP_DURATION = Histogram(
 )
 SWEEP_LAST_SUCCESS = Gauge(
     "herald_sweep_last_success_timestamp_seconds",
-    "Unix time of the last successful sweep.",
+    "Unix time of the last successful sweep; 0 until one succeeds.",
     ["kind"],
     registry=REGISTRY,
 )
@@ -95,3 +120,45 @@ EXECUTOR_BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
     registry=REGISTRY,
 )
+
+
+def _create_known_series() -> None:
+    platforms = get_args(PlatformName)
+    for outcome in OUTCOMES:
+        JOBS.labels(outcome=outcome)
+    for direction in ("up", "down"):
+        LEADER_TRANSITIONS.labels(direction=direction)
+    for lane in Priority:
+        QUEUE_DEPTH.labels(lane=lane.value)
+    for kind in SWEEP_KINDS:
+        SWEEP_LAST_SUCCESS.labels(kind=kind)
+    for source in STAGING_SOURCES:
+        JOBS_STAGED.labels(source=source)
+    for platform in platforms:
+        for error_class in ERROR_CLASSES:
+            PROVIDER_ERRORS.labels(platform=platform, error_class=error_class)
+        for source in DEFERRAL_SOURCES:
+            RATE_LIMIT_DEFERRALS.labels(platform=platform, source=source)
+
+
+_create_known_series()
+
+#: What became of each content generation (issue 13), recorded by the generation lane:
+#: `generated`, `skipped` (no new feed item), `retried` (a transient failure), `failed` (for good).
+GENERATION_OUTCOMES = ("generated", "skipped", "retried", "failed")
+GENERATIONS = Counter(
+    "herald_generations", "Content generations by outcome.", ["outcome"], registry=REGISTRY
+)
+#: The slow steps of a generation, timed where they happen (shared/generation).
+GENERATION_STEPS = ("feed", "model", "image")
+GENERATION_STEP_DURATION = Histogram(
+    "herald_generation_step_seconds",
+    "Duration of a generation's steps: fetching the feed, the model's answer, an image.",
+    ["step"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120),
+    registry=REGISTRY,
+)
+for _outcome in GENERATION_OUTCOMES:
+    GENERATIONS.labels(outcome=_outcome)
+for _step in GENERATION_STEPS:
+    GENERATION_STEP_DURATION.labels(step=_step)

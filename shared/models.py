@@ -122,10 +122,34 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+#: A media id as `POST /media` makes it (`new_id`).
+MEDIA_ID = r"^[0-9a-f]{24}$"
+#: The longest alt text (Mastodon's `description` takes 1,500 characters).
+ALT_MAX = 1500
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
 class Media(Strict):
-    url: HttpUrl
-    alt: Annotated[str, Field(max_length=1500)] = ""
+    """One item of a post's media: uploaded (`id`, from `POST /media`) or fetched by Herald at
+    publish time (`url`); exactly one of the two. The one not given is left out of a dump, so
+    a stored post keeps the form it was sent in."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": [key], "properties": {key: {"type": "string"}}} for key in ("id", "url")]})
+
+    id: Annotated[str, Field(pattern=MEDIA_ID)] | None = Field(None, exclude_if=_absent)
+    url: HttpUrl | None = Field(None, exclude_if=_absent)
+    alt: Annotated[str, Field(max_length=ALT_MAX)] = ""
     mime_type: Annotated[str, Field(pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Media:
+        if (self.id is None) == (self.url is None):
+            raise ValueError("give exactly one of id (uploaded media) or url")
+        return self
 
 
 class ThreadItem(Strict):
@@ -135,6 +159,10 @@ class ThreadItem(Strict):
 
 class Content(Strict):
     text: Annotated[str, Field(max_length=100_000)]
+    #: The title YouTube requires and TikTok photo posts use; each platform checks its length.
+    #: Left out of a dump when unset, as content without one always was.
+    title: Annotated[str, Field(min_length=1, max_length=1000)] | None = Field(
+        None, exclude_if=_absent)
     media: Annotated[list[Media], Field(max_length=20)] = []
     thread: Annotated[list[ThreadItem], Field(max_length=50)] = []
 

@@ -27,7 +27,9 @@ def _json_default(value: Any) -> str:
 
 class Notifier:
     """POSTs `{"event", "at", **payload}`; tries up to `attempts` times on 5xx, 429, timeouts
-    and connection errors, with doubling backoff; other 4xx are not retried."""
+    and connection errors, with doubling backoff; other 4xx are not retried. With the
+    console's base URL (HERALD_CONSOLE_URL), a job's notification links to its console page
+    (`console_url`), so the operator goes from the alert to the fix."""
 
     def __init__(
         self,
@@ -37,9 +39,11 @@ class Notifier:
         attempts: int = 3,
         backoff_seconds: float = 0.5,
         timeout_seconds: float = 5.0,
+        console_url: str | None = None,
     ) -> None:
         self._session = session
         self._url = url
+        self._console_url = console_url
         self._attempts = max(1, attempts)
         self._backoff = backoff_seconds
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
@@ -48,7 +52,9 @@ class Notifier:
         """Never raises (cancellation aside); the URL is never logged, it may embed a token."""
         if self._url is None:
             return
-        document = redact({"event": event, "at": _iso_z(datetime.now(UTC)), **payload})
+        links = {"console_url": f"{self._console_url}/jobs/{payload['job_id']}"} \
+            if self._console_url and "job_id" in payload else {}
+        document = redact({"event": event, "at": _iso_z(datetime.now(UTC)), **payload, **links})
         try:
             body = json.dumps(document, default=_json_default).encode("utf-8")
         except (TypeError, ValueError) as exc:

@@ -11,7 +11,6 @@ import aiohttp
 import pymongo
 from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from shared.clock import ClusterClock
 from shared.config import Settings
@@ -22,9 +21,12 @@ from shared.jobs import JobBook
 from shared.keys import Keys
 from shared.logging import get_logger
 from shared.lua import Scripts
+from shared.media import open_media_store
+from shared.media.store import MediaStore
 from shared.providers.base import Provider
 from shared.providers.registry import provider_for
 from shared.rate_limit import Budgets
+from shared.redis_client import REDIS_ERRORS, connect, pin_to_slot
 from shared.store import Store, database_name
 
 log = get_logger(__name__)
@@ -34,6 +36,8 @@ READY_TIMEOUT_SECONDS = 2.0
 CLOSE_TIMEOUT_SECONDS = 5.0
 #: The longest pause between two attempts to reach a service that is not up yet.
 RETRY_MAX_SECONDS = 5.0
+#: What a database that is down or unreachable raises.
+OUTAGES: tuple[type[Exception], ...] = (PyMongoError, *REDIS_ERRORS)
 
 
 class StartupStopped(Exception):
@@ -64,6 +68,8 @@ class Runtime:
     budgets: Budgets
     events: EventFeed
     http: aiohttp.ClientSession
+    #: Uploaded and fetched media (GridFS or S3, HERALD_MEDIA_STORE).
+    media: MediaStore
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     providers: dict[str, Provider] = field(default_factory=dict)
     #: The node's one subscription the event streams share, started by the first stream.
@@ -82,23 +88,28 @@ class Runtime:
         AsyncMongoClient call in server selection can wedge the client), so it ends within
         one attempt."""
         startup = startup or Startup()
-        redis = Redis.from_url(
+        redis = connect(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=3,
             health_check_interval=15,
         )
+        keys = Keys(settings.cluster_name)
+        scripts = Scripts(redis)
         clock = ClusterClock(redis)
         database = database_name(settings.mongodb_uri, settings.mongodb_db)
         store = Store(settings.mongodb_uri, database, now=clock.now_dt)
+
+        async def redis_up() -> None:
+            await pin_to_slot(redis, keys.prefix)
+            await clock.sync()
+
         up = await asyncio.gather(
-            _retry_until_up("redis", clock.sync, startup),
+            _retry_until_up("redis", redis_up, startup),
             _retry_until_up("mongodb", store.ensure_indexes, startup),
         )
         if not all(up):
             await store.close()
             await redis.aclose()
             raise StartupStopped
-        keys = Keys(settings.cluster_name)
-        scripts = Scripts(redis)
         queue = DueQueue(redis, keys, scripts)
         events = EventFeed(redis, keys.events)
         rt = cls(
@@ -113,6 +124,7 @@ class Runtime:
             budgets=Budgets(redis, keys, scripts),
             events=events,
             http=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)),
+            media=await open_media_store(store, settings),
         )
         rt.spawn(events.run(), "events")
         return rt
@@ -121,7 +133,9 @@ class Runtime:
         """The node's one provider per platform, so what a provider caches (an instance's
         limits) is read once per node; UnknownPlatform for a platform this build lacks."""
         if platform not in self.providers:
-            self.providers[platform] = provider_for(platform, self.http)
+            provider = provider_for(platform, self.http)
+            provider.public_media_urls = self.media.public_urls
+            self.providers[platform] = provider
         return self.providers[platform]
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -141,7 +155,7 @@ class Runtime:
         async def check(probe: Awaitable[Any]) -> str:
             try:
                 await probe
-            except (TimeoutError, PyMongoError, RedisError, OSError) as exc:
+            except OUTAGES as exc:  # a TimeoutError is an OSError
                 return f"unreachable: {type(exc).__name__}"
             return "ok"
 
@@ -168,6 +182,7 @@ class Runtime:
                 log.warning("tasks_not_stopped", tasks=sorted(t.get_name() for t in stuck))
         await self.events.flush()
         await self.http.close()
+        await self.media.close()
         await self.store.close()
         await self.redis.aclose()
 
@@ -181,7 +196,7 @@ async def _retry_until_up(
     while not startup.stopping.is_set():
         try:
             await probe()
-        except (PyMongoError, RedisError, OSError) as exc:
+        except OUTAGES as exc:
             startup.services[name] = f"unreachable: {type(exc).__name__}"
             log.warning("waiting_for_service", service=name, error=type(exc).__name__,
                         retry_in=delay)

@@ -57,6 +57,8 @@ class Store:
         self.cluster: AsyncCollection[Doc] = self.db["cluster"]
         self.nodes: AsyncCollection[Doc] = self.db["nodes"]
         self.sweeps: AsyncCollection[Doc] = self.db["sweeps"]
+        #: Every change made through the API or the console (scheduler.api.audit).
+        self.audit: AsyncCollection[Doc] = self.db["audit"]
         #: OAuth clients Herald registered itself (one per Mastodon instance), secrets sealed.
         self.oauth_apps: AsyncCollection[Doc] = self.db["oauth_apps"]
         #: Pending OAuth connect requests, keyed by their single-use `state`.
@@ -75,12 +77,32 @@ class Store:
                 ),
                 IndexModel([("state", ASCENDING), ("due_at", ASCENDING)], name="state_due"),
                 IndexModel([("account_id", ASCENDING), ("state", ASCENDING)], name="account_state"),
+                # GET /jobs' and the console's filters: platform, time, error class, outcomes.
+                IndexModel([("platform", ASCENDING), ("state", ASCENDING)], name="platform_state"),
+                IndexModel([("state", ASCENDING), ("scheduled_for", ASCENDING)],
+                           name="state_scheduled"),
+                IndexModel([("scheduled_for", ASCENDING)], name="scheduled"),
+                IndexModel([("error", ASCENDING)], name="error"),
+                IndexModel([("state", ASCENDING), ("updated_at", ASCENDING)], name="state_updated"),
+                # GET /jobs?state=&account_id=: each filter, then `_id`, the order pages follow.
+                IndexModel([("state", ASCENDING), ("_id", ASCENDING)], name="list_by_state"),
+                IndexModel([("account_id", ASCENDING), ("_id", ASCENDING)],
+                           name="list_by_account"),
+                IndexModel([("account_id", ASCENDING), ("state", ASCENDING), ("_id", ASCENDING)],
+                           name="list_by_account_state"),
             ]
         )
         await self.posts.create_indexes(
-            [IndexModel([("status", ASCENDING), ("recurring", ASCENDING)], name="status_kind")]
+            [
+                IndexModel([("status", ASCENDING), ("recurring", ASCENDING)], name="status_kind"),
+                # GET /posts?status=&account_id=, in `_id` order (bench/scale measures them).
+                IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="list_by_status"),
+                IndexModel([("account_ids", ASCENDING), ("_id", ASCENDING)],
+                           name="list_by_account"),
+            ]
         )
         await self.sweeps.create_indexes([IndexModel([("started_at", ASCENDING)], name="started")])
+        await self.audit.create_indexes([IndexModel([("target", ASCENDING)], name="target")])
         await self.oauth_apps.create_indexes([IndexModel(
             [("platform", ASCENDING), ("api_base", ASCENDING), ("redirect_uri", ASCENDING)],
             unique=True, name="one_app_per_instance_and_redirect")])

@@ -1,5 +1,7 @@
 """Real servers for the whole suite: a redis-server and the MongoDB-compatible dev server
-started on free loopback ports, or the real ones named by MONGODB_URI / REDIS_URL."""
+started on free loopback ports, or the real ones named by MONGODB_URI / REDIS_URL. With
+TEST_REDIS_CLUSTER=1 the Redis started is a three-master Redis Cluster instead
+(`make cluster-redis-cluster`)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ class ServerUrls:
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[ServerUrls]:
-    started: list[devservers.Server] = []
+    started: list[devservers.Server | devservers.RedisClusterServers] = []
     mongodb_uri = os.environ.get("MONGODB_URI")
     redis_url = os.environ.get("REDIS_URL")
     try:
@@ -36,7 +38,11 @@ def servers() -> Iterator[ServerUrls]:
             mongo = devservers.start_mongo()
             started.append(mongo)
             mongodb_uri = f"mongodb://127.0.0.1:{mongo.port}/"
-        if not redis_url:
+        if not redis_url and os.environ.get("TEST_REDIS_CLUSTER") == "1":
+            cluster = devservers.start_redis_cluster()
+            started.append(cluster)
+            redis_url = cluster.url
+        elif not redis_url:
             redis = devservers.start_redis()
             started.append(redis)
             redis_url = f"redis://127.0.0.1:{redis.port}/0"

@@ -83,7 +83,9 @@ def _schedule_demo_posts(cluster: Cluster, hook_url: str) -> None:
 
 def main() -> int:
     env = {**_env_file(STATE / "env"), **_secrets(), "HERALD_CLUSTER_NAME": "demo",
-           "HERALD_LEADER_TTL_SECONDS": "5", "HERALD_LOG_LEVEL": "warning"}
+           "HERALD_LEADER_TTL_SECONDS": "5", "HERALD_LOG_LEVEL": "warning",
+           # The console is reached over plain HTTP on a laptop.
+           "HERALD_CONSOLE_SECURE_COOKIE": "false"}
     env = {k: v for k, v in env.items() if not k.endswith("_PID")}
     stop = False
 
@@ -104,6 +106,7 @@ def main() -> int:
         print(f"admin API: http://127.0.0.1:{PORTS[0]}/api/v1 "
               f"(token in {STATE / 'secrets.env'}); leader: {leader}")
         print(f"metrics: http://127.0.0.1:{PORTS[0]}/metrics; logs in {cluster.workdir}")
+        print(f"console: http://127.0.0.1:{PORTS[0]}/console/ (sign in with the admin token)")
         _schedule_demo_posts(cluster, receiver.hook_url)
         print("demo posts scheduled; deliveries print below as they arrive (Ctrl-C stops):",
               flush=True)

@@ -1,8 +1,8 @@
 """Start and stop the development servers: redis-server and the MongoDB-compatible dev server.
 
 Used by `make services` (H2 backend, data kept under .herald/) and by the test fixtures
-(memory backend, throwaway). Every server binds to 127.0.0.1 on a free port and is stopped by
-the PID we started, never by name.
+(memory backend, throwaway), which may also ask for a three-master Redis Cluster. Every server
+binds to 127.0.0.1 on a free port and is stopped by the PID we started, never by name.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,14 +67,98 @@ def redis_binary() -> str:
     return binary
 
 
-def start_redis(port: int | None = None, *, log: Path | None = None) -> Server:
+def start_redis(
+    port: int | None = None, *, log: Path | None = None, extra: list[str] | None = None
+) -> Server:
     port = port or free_port()
     args = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--protected-mode", "yes"]
+            "--appendonly", "no", "--protected-mode", "yes", *(extra or [])]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     wait_for_port(port, proc, 10, "redis-server")
     return Server("redis", port, proc)
+
+
+#: Redis Cluster's bus listens on the client port + 10000 (its fixed offset).
+CLUSTER_BUS_OFFSET = 10_000
+CLUSTER_READY_SECONDS = 30.0
+
+
+def _free_cluster_port(taken: set[int]) -> int:
+    """A free client port whose cluster bus port is free too."""
+    while True:
+        port = free_port()
+        if port in taken or port + CLUSTER_BUS_OFFSET > 65_535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + CLUSTER_BUS_OFFSET))
+            except OSError:
+                continue
+        return port
+
+
+@dataclass
+class RedisClusterServers:
+    """A Redis Cluster of masters on loopback, its data (nodes.conf) in a temp dir of its own."""
+
+    servers: list[Server]
+    workdir: Path
+
+    @property
+    def url(self) -> str:
+        """Herald's REDIS_URL for it: any one node; the client discovers the others."""
+        return f"redis+cluster://127.0.0.1:{self.servers[0].port}"
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_redis_cluster(masters: int = 3, *, log_dir: Path | None = None) -> RedisClusterServers:
+    """`masters` cluster-enabled redis-servers joined by `redis-cli --cluster create`, the
+    slots spread evenly, no replicas; returns once every node reports `cluster_state:ok`."""
+    workdir = Path(tempfile.mkdtemp(prefix="herald-redis-cluster-"))
+    made = RedisClusterServers([], workdir)
+    try:
+        ports: set[int] = set()
+        for _ in range(masters):
+            port = _free_cluster_port(ports)
+            ports.add(port)
+            data = workdir / str(port)
+            data.mkdir()
+            made.servers.append(start_redis(port, log=log_dir / f"redis-{port}.log" if log_dir
+                                            else None, extra=[
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "5000", "--dir", str(data)]))
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed; run `make deps` (Debian package)")
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in made.servers),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
+        )
+        _wait_cluster_ok(cli, made.servers)
+    except BaseException:
+        made.stop()
+        raise
+    return made
+
+
+def _wait_cluster_ok(cli: str, servers: list[Server]) -> None:
+    deadline = time.monotonic() + CLUSTER_READY_SECONDS
+    pending = list(servers)
+    while pending:
+        info = subprocess.run([cli, "-p", str(pending[0].port), "cluster", "info"],
+                              capture_output=True, text=True, timeout=10).stdout
+        if "cluster_state:ok" in info:
+            pending.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"redis cluster node {pending[0].port} not ok: {info.strip()}")
+        time.sleep(0.1)
 
 
 def start_mongo(

@@ -122,7 +122,12 @@ async def get_account(request: web.Request) -> web.Response:
 async def patch_account(request: web.Request) -> web.Response:
     rt = runtime(request)
     body = await read_body(request, AccountPatch)
-    doc = await _account(rt, request.match_info["id"])
+    return respond(account_out(await change(rt, request.match_info["id"], body)))
+
+
+async def change(rt: Runtime, account_id: str, body: AccountPatch) -> Doc:
+    """Apply a PATCH (the API's and the console's); the account as it is now."""
+    doc = await _account(rt, account_id)
     given = body.model_fields_set
     changes: Doc = {k: getattr(body, k) for k in ("name", "status") if k in given}
     update: Doc = {}
@@ -158,7 +163,7 @@ async def patch_account(request: web.Request) -> web.Response:
             doc["status"] != "active" or body.credentials is not None):
         # Reconnected, patched with new credentials, or re-enabled: its waiting jobs go now.
         await effects.resume_account(rt, doc["_id"])
-    return respond(account_out(await _account(rt, doc["_id"])))
+    return await _account(rt, doc["_id"])
 
 
 def _stored_credentials(rt: Runtime, doc: Doc, patch: dict[str, Any] | None) -> dict[str, Any]:

@@ -46,17 +46,20 @@ async def account_problems(rt: Runtime, account_ids: list[str],
     return [found[a] for a in dict.fromkeys(account_ids) if a in found], problems
 
 
-async def content_problems(rt: Runtime, content: Content,
-                           accounts: Iterable[Doc]) -> list[Problem]:
-    """The content against the limits of every account it goes to, each in its platform's
-    units (an instance may set its own limit, so the account's config is part of the check);
-    the same problem found for two accounts is reported once."""
-    problems: list[Problem] = []
+async def content_problems(rt: Runtime, content: Content, accounts: Iterable[Doc],
+                           media: dict[str, Doc] | None = None) -> list[Problem]:
+    """The content's media ids, each of which must name a stored item, then the content
+    against the limits of every account it goes to, each in its platform's units (an instance
+    may set its own limit, so the account's config is part of the check) and with what the
+    media store knows of each part's media (`describe`); the same problem found for two
+    accounts is reported once. `media` is what `rt.media.known` already read (a batch reads
+    the media of all its posts at once)."""
+    infos, problems = await rt.media.describe(content, media)
     for account in accounts:
         if account["platform"] not in available_platforms():
             continue
         provider = rt.provider(account["platform"])
-        for problem in await provider.check_content(content, account.get("config", {})):
+        for problem in await provider.check_content(content, account.get("config", {}), infos):
             if problem not in problems:
                 problems.append(problem)
     return problems

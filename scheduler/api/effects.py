@@ -77,16 +77,25 @@ async def restage(rt: Runtime, post_id: str) -> None:
 async def resume_account(rt: Runtime, account_id: str) -> int:
     """Queue at once the jobs that were waiting for this account to be reconnected, patched
     or re-enabled; returns how many."""
+    return await _requeue_waiting(rt, {"account_id": account_id}, "account", "account usable again")
+
+
+async def resume_publishing(rt: Runtime) -> int:
+    """Queue at once the jobs an executor parked while publishing was paused; returns how many."""
+    return await _requeue_waiting(rt, {}, "pause", "publishing resumed")
+
+
+async def _requeue_waiting(rt: Runtime, match: Doc, waiting_on: str, reason: str) -> int:
+    """Stage now the `retry_wait` jobs matching `match` that wait on `waiting_on`."""
     now = rt.clock.now_dt()
     waiting = await rt.store.jobs.find(
-        {"account_id": account_id, "state": str(JobState.RETRY_WAIT), "waiting_on": "account"},
-        {"_id": 1},
+        {**match, "state": str(JobState.RETRY_WAIT), "waiting_on": waiting_on}, {"_id": 1},
     ).to_list()
     resumed = 0
     for job in waiting:
         doc = await rt.jobs.transition(
             job["_id"], expect=[JobState.RETRY_WAIT], to=JobState.STAGED,
-            reason="account usable again", extra_filter={"waiting_on": "account"},
+            reason=reason, extra_filter={"waiting_on": waiting_on},
             set_fields={"due_at": now, "next_attempt_at": None}, unset=["waiting_on"],
         )
         if doc is not None:

@@ -25,4 +25,8 @@ class Endpoint:
     #: Error statuses beyond the ones every authenticated route can answer (401, 503).
     errors: tuple[int, ...] = ()
     public: bool = False
+    #: A GET that changes something (the OAuth callback stores an account): audited as a change.
+    changes: bool = False
     media_type: str = "application/json"
+    #: The request body's type: `multipart/form-data` for an upload, read part by part.
+    body_media_type: str = "application/json"

@@ -6,7 +6,11 @@ job in between, the transition matches nothing and the answer is a 409, never a 
 
 from __future__ import annotations
 
+import re
+from typing import Annotated, Literal
+
 from aiohttp import web
+from pydantic import BaseModel, Field
 
 from scheduler.api import effects
 from scheduler.api.checks import content_problems
@@ -14,18 +18,54 @@ from scheduler.api.endpoint import Endpoint
 from scheduler.api.errors import ApiError, conflict, invalid
 from scheduler.api.pagination import page
 from scheduler.api.schemas import (
+    WHOLE,
     AttemptOut,
+    JobFilter,
     JobOut,
     JobPage,
     JobQuery,
     JobResolve,
     JobResultOut,
     JobRetry,
+    PageQuery,
+    PartOut,
 )
 from scheduler.api.wire import find_or_404, read_body, read_query, respond, runtime
-from shared.models import ACTIVE_STATES, JobState, PostStatus
+from shared.models import ACTIVE_STATES, JobState, PostStatus, Strict
 from shared.runtime import Runtime
 from shared.store import Doc
+
+#: The states a bulk retry takes jobs from: finished without being published.
+BULK_RETRYABLE = (JobState.FAILED, JobState.MISSED, JobState.UNCONFIRMED)
+#: The most jobs one bulk retry moves; a larger set is narrowed first.
+MAX_BULK = 10_000
+#: A `q` search looks at the content of at most this many matching posts.
+MAX_SEARCH_POSTS = 5000
+_ERROR_CLASS = re.compile(r"^([a-z_]+): ")
+
+
+class BulkFilter(JobFilter):
+    """A filter of jobs to retry: without `state`, every retryable one it matches."""
+
+    state: Literal[JobState.FAILED, JobState.MISSED, JobState.UNCONFIRMED] | None = None
+
+
+class BulkRetry(Strict):
+    """The jobs `filter` matches (failed, missed or unconfirmed ones only), retried when they
+    are still the `expected_count` the operator was shown."""
+
+    filter: BulkFilter = Field(default_factory=BulkFilter)
+    expected_count: Annotated[int, Field(ge=0, le=MAX_BULK), WHOLE]
+
+
+class BulkRetried(BaseModel):
+    retried: int
+
+
+def error_class(error: str | None) -> str | None:
+    """The class an error message starts with (`permanent: 400 ...` → `permanent`)."""
+    found = _ERROR_CLASS.match(error or "")
+    return found.group(1) if found else None
 
 
 def job_out(doc: Doc) -> JobOut:
@@ -48,6 +88,9 @@ def job_out(doc: Doc) -> JobOut:
         next_attempt_at=doc["due_at"] if state == JobState.RETRY_WAIT else None,
         content_override=doc.get("content_override"),
         created_at=doc["created_at"], updated_at=doc["updated_at"],
+        error=doc.get("error"), error_class=error_class(doc.get("error")),
+        parts=[PartOut(n=p["n"], platform_post_id=p.get("platform_post_id"), url=p.get("url"))
+               for p in (doc.get("checkpoints") or {}).get("parts") or []],
     )
 
 
@@ -61,17 +104,54 @@ async def _lost_race(rt: Runtime, job_id: str) -> ApiError:
     return conflict(f"the job moved to {doc['state']} meanwhile; read it and try again")
 
 
+def _literal(text: str) -> str:
+    """`text` as a regular expression matching itself (in MongoDB's PCRE as in Java's)."""
+    return re.sub(r"([\\^$.|?*+()\[\]{}/-])", r"\\\1", text)
+
+
+async def job_query(rt: Runtime, f: JobFilter) -> Doc:
+    """The MongoDB filter for `f`. A text search looks at the job's own content, its last
+    error and the content of its post (the posts that match are found first)."""
+    where: Doc = {}
+    if f.state is not None:
+        where["state"] = str(f.state)
+    for key in ("post_id", "account_id", "platform"):
+        if getattr(f, key) is not None:
+            where[key] = getattr(f, key)
+    if f.error_class is not None:
+        where["error"] = {"$regex": f"^{f.error_class}: "}
+    if f.since is not None or f.until is not None:
+        where["scheduled_for"] = {
+            **({"$gte": f.since} if f.since is not None else {}),
+            **({"$lt": f.until} if f.until is not None else {}),
+        }
+    if f.q is not None:
+        text = {"$regex": _literal(f.q), "$options": "i"}
+        posts = await rt.store.posts.find({"content.text": text}, {"_id": 1}).limit(
+            MAX_SEARCH_POSTS).to_list()
+        where["$or"] = [{"error": text}, {"content_override.text": text},
+                        {"post_id": {"$in": [p["_id"] for p in posts]}}]
+    return where
+
+
+async def find_jobs(rt: Runtime, f: JobFilter, paging: PageQuery, *,
+                    newest_first: bool = False) -> tuple[list[Doc], str | None]:
+    """One page of the jobs `f` matches, and the cursor of the next page."""
+    where = await job_query(rt, f)
+    if not newest_first:
+        return await page(rt.store.jobs, where, paging)
+    if paging.after is not None:
+        where = {"$and": [where, {"_id": {"$lt": paging.after}}]}
+    docs = await rt.store.jobs.find(where).sort("_id", -1).limit(paging.limit + 1).to_list()
+    more = len(docs) > paging.limit
+    docs = docs[: paging.limit]
+    return docs, docs[-1]["_id"] if more else None
+
+
 async def list_jobs(request: web.Request) -> web.Response:
     rt = runtime(request)
     query = read_query(request, JobQuery)
-    where: Doc = {}
-    if query.state is not None:
-        where["state"] = str(query.state)
-    if query.post_id is not None:
-        where["post_id"] = query.post_id
-    if query.account_id is not None:
-        where["account_id"] = query.account_id
-    docs, cursor = await page(rt.store.jobs, where, query)
+    docs, cursor = await find_jobs(rt, query, query)
     return respond(JobPage(items=[job_out(d) for d in docs], next=cursor))
 
 
@@ -80,12 +160,10 @@ async def get_job(request: web.Request) -> web.Response:
     return respond(job_out(await _job(rt, request.match_info["id"])))
 
 
-async def retry_job(request: web.Request) -> web.Response:
+async def retry(rt: Runtime, job_id: str, body: JobRetry) -> Doc:
     """Run the job again at `run_at` (default now) with a fresh set of attempts, optionally
     with content of its own. A job that succeeded is published again only with `force`."""
-    rt = runtime(request)
-    body = await read_body(request, JobRetry, required=False)
-    job = await _job(rt, request.match_info["id"])
+    job = await _job(rt, job_id)
     state = JobState(job["state"])
     if state in ACTIVE_STATES:
         raise conflict(f"the job is {state}; retry it when it has finished")
@@ -117,32 +195,89 @@ async def retry_job(request: web.Request) -> web.Response:
                                                   str(PostStatus.ERROR)]}},
         {"$set": {"status": str(PostStatus.SCHEDULED), "updated_at": rt.clock.now_dt()}},
     )
-    return respond(job_out(await _job(rt, job["_id"])), status=202)
+    return await _job(rt, job["_id"])
 
 
-async def cancel_job(request: web.Request) -> web.Response:
+async def retry_job(request: web.Request) -> web.Response:
     rt = runtime(request)
-    job = await _job(rt, request.match_info["id"])
+    body = await read_body(request, JobRetry, required=False)
+    return respond(job_out(await retry(rt, request.match_info["id"], body)), status=202)
+
+
+def _bulk_query(where: Doc, f: JobFilter) -> Doc:
+    """Only retryable jobs: those of the filter's state, which the console may name in a
+    plain JobFilter too, or else those of every retryable state."""
+    if f.state is not None and f.state not in BULK_RETRYABLE:
+        raise invalid([("filter.state", "only failed, missed or unconfirmed jobs are retried "
+                                        "in bulk")])
+    if f.state is None:
+        where = {**where, "state": {"$in": [str(s) for s in BULK_RETRYABLE]}}
+    return where
+
+
+async def count_retryable(rt: Runtime, f: JobFilter) -> int:
+    """How many jobs a bulk retry of `f` would retry now."""
+    return await rt.store.jobs.count_documents(_bulk_query(await job_query(rt, f), f))
+
+
+async def retry_matching(rt: Runtime, body: BulkRetry) -> int:
+    """Retry every job the filter matches, when they are the count the operator was shown;
+    otherwise a 409 naming the current count, and nothing is retried. A job an executor or
+    another operator moved in between is skipped, not retried twice."""
+    where = _bulk_query(await job_query(rt, body.filter), body.filter)
+    jobs = await rt.store.jobs.find(where, {"_id": 1}).limit(MAX_BULK + 1).to_list()
+    if len(jobs) != body.expected_count:
+        raise ApiError(409, f"the filter matches {len(jobs)} job(s) now, not "
+                            f"{body.expected_count}; nothing was retried",
+                       [("expected_count", str(len(jobs)))])
+    retried = 0
+    for job in jobs:
+        try:
+            await retry(rt, job["_id"], JobRetry())
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                raise
+        else:
+            retried += 1
+    return retried
+
+
+async def retry_jobs(request: web.Request) -> web.Response:
+    rt = runtime(request)
+    body = await read_body(request, BulkRetry)
+    return respond(BulkRetried(retried=await retry_matching(rt, body)), status=202)
+
+
+async def cancel(rt: Runtime, job_id: str) -> Doc:
+    job = await _job(rt, job_id)
     if job["state"] not in effects.CANCELLABLE:
         raise conflict(f"the job is {job['state']}; only waiting or unconfirmed jobs can be "
                        "cancelled")
     if await effects.cancel(rt, job["_id"], "api_cancel") is None:
         raise await _lost_race(rt, job["_id"])
-    return respond(job_out(await _job(rt, job["_id"])))
+    return await _job(rt, job["_id"])
 
 
-async def resolve_job(request: web.Request) -> web.Response:
-    """An operator's decision on a job whose outcome is unknown: it did appear on the platform
-    (`succeeded`), or it did not and is to be published now (`retry`)."""
+async def cancel_job(request: web.Request) -> web.Response:
     rt = runtime(request)
-    body = await read_body(request, JobResolve)
-    job = await _job(rt, request.match_info["id"])
+    return respond(job_out(await cancel(rt, request.match_info["id"])))
+
+
+async def resolve(rt: Runtime, job_id: str, body: JobResolve) -> Doc:
+    """An operator's decision on a job whose outcome is unknown: it did appear on the platform
+    (`succeeded`, optionally with where), or it did not and is to be published now (`retry`)."""
+    job = await _job(rt, job_id)
     if job["state"] != JobState.UNCONFIRMED:
         raise conflict(f"the job is {job['state']}; only an unconfirmed job can be resolved")
     if body.outcome == "succeeded":
+        found = {"result": {"platform_post_id": body.platform_post_id, "url": body.url}} \
+            if body.url or body.platform_post_id else None
         done = await rt.jobs.transition(job["_id"], expect=[JobState.UNCONFIRMED],
-                                        to=JobState.SUCCEEDED, reason="resolved_succeeded")
+                                        to=JobState.SUCCEEDED, reason="resolved_succeeded",
+                                        set_fields=found)
     else:
+        if body.url or body.platform_post_id:
+            raise invalid([("url", "only a job resolved as succeeded has a published post")])
         done = await rt.jobs.transition(
             job["_id"], expect=[JobState.UNCONFIRMED], to=JobState.PENDING,
             reason="resolved_retry",
@@ -152,11 +287,21 @@ async def resolve_job(request: web.Request) -> web.Response:
             await effects.stage_due(rt, [done])
     if done is None:
         raise await _lost_race(rt, job["_id"])
-    return respond(job_out(await _job(rt, job["_id"])))
+    return await _job(rt, job["_id"])
+
+
+async def resolve_job(request: web.Request) -> web.Response:
+    rt = runtime(request)
+    body = await read_body(request, JobResolve)
+    return respond(job_out(await resolve(rt, request.match_info["id"], body)))
 
 
 ENDPOINTS = [
     Endpoint("GET", "/jobs", list_jobs, "List jobs", JobPage, query=JobQuery, errors=(422,)),
+    Endpoint("POST", "/jobs/retry", retry_jobs,
+             "Retry every failed, missed or unconfirmed job a filter matches, if they are "
+             "still the count expected", BulkRetried, status=202, body=BulkRetry,
+             errors=(400, 409, 422)),
     Endpoint("GET", "/jobs/{id}", get_job, "Get a job with its attempts", JobOut, errors=(404,)),
     Endpoint("POST", "/jobs/{id}/retry", retry_job,
              "Force-retry a job, optionally at another time or with other content", JobOut,

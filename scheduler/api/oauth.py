@@ -108,6 +108,11 @@ async def _register(provider: Provider, config: dict[str, Any], redirect_uri: st
 async def start_connect(request: web.Request) -> web.Response:
     rt = runtime(request)
     body = await read_body(request, AccountConnect)
+    return respond(await connect(rt, body), status=201)
+
+
+async def connect(rt: Runtime, body: AccountConnect) -> ConnectStarted:
+    """Start a connect (the API's and the console's): the platform page to send the browser to."""
     provider = _oauth_provider(rt, body.platform)
     config = body.config
     if body.account_id is not None:
@@ -137,8 +142,7 @@ async def start_connect(request: web.Request) -> web.Response:
         "on_unknown": str(body.on_unknown), "created_at": now, "expires_at": expires_at,
         "used_at": None,
     })
-    return respond(ConnectStarted(authorize_url=url, state=state, expires_at=expires_at),
-                   status=201)
+    return ConnectStarted(authorize_url=url, state=state, expires_at=expires_at)
 
 
 async def _consume(rt: Runtime, state: str) -> Doc:
@@ -220,5 +224,6 @@ ENDPOINTS = [
              ConnectStarted, status=201, body=AccountConnect, errors=(400, 422)),
     Endpoint("GET", "/oauth/callback", callback,
              "Where the platform sends the browser back (the state is the credential)",
-             ConnectedOut, query=ConnectCallback, errors=(400, 422), public=True),
+             ConnectedOut, query=ConnectCallback, errors=(400, 422), public=True,
+             changes=True),
 ]

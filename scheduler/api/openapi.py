@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from scheduler.api.auth import READ_METHODS
 from scheduler.api.endpoint import Endpoint
 from scheduler.api.schemas import AccountCreate, AccountPatch, ErrorBody
 from shared.providers.registry import PROVIDERS
@@ -24,9 +25,12 @@ OPENAPI = web.AppKey("openapi", dict)
 _ERRORS = {
     400: "The body is not valid JSON",
     401: "Missing or wrong bearer token",
+    403: "The viewer token may only read",
     404: "No such id",
     409: "The request conflicts with the current state",
     413: "The body is larger than a node accepts",
+    415: "The file's type is not one the API accepts",
+    416: "The range lies outside the item",
     422: "Validation failed; `details` names each field",
     503: "MongoDB or Redis is unreachable; retry later",
 }
@@ -169,7 +173,10 @@ def _operation(e: Endpoint, ref: Any, schemas: Document) -> Document:
             for name, schema in query["properties"].items()
         ]
     responses: Document = {str(e.status): _success(e, ref)}
-    statuses = {*e.errors, *(() if e.public else (401, 503)), *(() if e.body is None else (413,))}
+    if 416 in e.errors:  # a route that can refuse a range serves ranges
+        responses["206"] = {**_success(e, ref), "description": "The range asked for"}
+    statuses = {*e.errors, *(() if e.public else (401, 503)), *(() if e.body is None else (413,)),
+                *(() if e.public or e.method in READ_METHODS else (403,))}
     for status in sorted(statuses):
         responses[str(status)] = {
             "description": _ERRORS[status],
@@ -186,7 +193,7 @@ def _operation(e: Endpoint, ref: Any, schemas: Document) -> Document:
     if e.body is not None:
         operation["requestBody"] = {
             "required": e.body_required,
-            "content": {"application/json": {"schema": ref(e.body, "validation")}},
+            "content": {e.body_media_type: {"schema": ref(e.body, "validation")}},
         }
     if e.public:
         operation["security"] = []
@@ -198,7 +205,7 @@ def _success(e: Endpoint, ref: Any) -> Document:
         return {"description": "Done; no body"}
     if e.response is not None:
         schema = ref(e.response, "serialization")
-    elif e.media_type == "text/event-stream":
+    elif e.media_type != "application/json":
         schema = {"type": "string"}
     else:
         schema = {"type": "object"}

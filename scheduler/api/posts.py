@@ -120,10 +120,11 @@ async def _post(rt: Runtime, post_id: str) -> Doc:
 
 
 async def _checked(rt: Runtime, body: PostCreate, now: datetime,
-                   found: dict[str, Doc] | None = None) -> list[Doc]:
+                   found: dict[str, Doc] | None = None,
+                   media: dict[str, Doc] | None = None) -> list[Doc]:
     """The post's accounts, once every check that needs the store or a platform passed."""
     accounts, problems = await account_problems(rt, body.account_ids, found)
-    problems += await content_problems(rt, body.content, accounts)
+    problems += await content_problems(rt, body.content, accounts, media)
     problems += schedule_problems(body.schedule, body.misfire_grace_seconds, now)
     if problems:
         raise invalid(problems)
@@ -175,10 +176,12 @@ async def create_posts(request: web.Request) -> web.Response:
         except ValidationError as exc:
             results[index] = _refused(index, from_validation(exc))
     found = await find_accounts(rt, (a for b in bodies.values() for a in b.account_ids))
+    media = await rt.media.known(b.content for b in bodies.values())
     accepted: list[tuple[int, Doc, list[Doc]]] = []
     for index, body in bodies.items():
         try:
-            accepted.append((index, _new_post(body, now), await _checked(rt, body, now, found)))
+            accounts = await _checked(rt, body, now, found, media)
+            accepted.append((index, _new_post(body, now), accounts))
         except ApiError as exc:
             results[index] = _refused(index, exc)
     if accepted:

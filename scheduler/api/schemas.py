@@ -29,6 +29,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from shared.models import (
+    ALT_MAX,
     AtSchedule,
     Content,
     CronSchedule,
@@ -300,6 +301,9 @@ class JobRetry(Strict):
 
 class JobResolve(Strict):
     outcome: Literal["succeeded", "retry"]
+    #: Where the operator found the post, for `succeeded`: kept as the job's result.
+    url: Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2000)] | None = None
+    platform_post_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
 # --- query strings ------------------------------------------------------------------------
@@ -315,10 +319,29 @@ class PostQuery(PageQuery):
     account_id: Ident | None = None
 
 
-class JobQuery(PageQuery):
+#: The kinds of error a job's last error starts with (`<class>: <message>`): the providers'
+#: taxonomy (shared.providers.base) and content generation.
+ErrorClass = Literal["rate_limited", "transient", "outcome_unknown", "auth_expired", "permanent",
+                     "auth_revoked", "error", "generation"]
+
+
+class JobFilter(Strict):
+    """Which jobs: every given condition holds. `q` is a case-insensitive substring of the
+    job's content (its own, else its post's) or of its last error; `since`/`until` bound the
+    scheduled time (inclusive, exclusive)."""
+
     state: JobState | None = None
     post_id: Ident | None = None
     account_id: Ident | None = None
+    platform: PlatformName | None = None
+    error_class: ErrorClass | None = None
+    q: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    since: UtcDatetime | None = None
+    until: UtcDatetime | None = None
+
+
+class JobQuery(PageQuery, JobFilter):
+    pass
 
 
 class AccountDeleteQuery(Strict):
@@ -425,6 +448,15 @@ class JobResultOut(BaseModel):
     url: str | None
 
 
+class PartOut(BaseModel):
+    """One published part of a post with a thread: `n` 0 is the post itself, n the thread's nth
+    reply. Recorded as each part is published, so a retry resumes after the last one."""
+
+    n: int
+    platform_post_id: str | None
+    url: str | None
+
+
 class JobOut(BaseModel):
     id: str
     post_id: str
@@ -441,6 +473,10 @@ class JobOut(BaseModel):
     content_override: Content | None
     created_at: UtcTime
     updated_at: UtcTime
+    #: The last error recorded, and its class (the part before the first colon).
+    error: str | None = None
+    error_class: str | None = None
+    parts: list[PartOut] = []
 
 
 class ConnectStarted(BaseModel):
@@ -490,10 +526,18 @@ class QueueOut(BaseModel):
     lanes: dict[str, int]
 
 
+class PausedOut(BaseModel):
+    reason: str
+    since: UtcTime
+    by: str
+
+
 class ClusterOut(BaseModel):
     leader: LeaderOut | None
     nodes: list[NodeOut]
     queue: QueueOut
+    #: Set while all publishing is paused (`POST /cluster/pause`).
+    paused: PausedOut | None = None
 
 
 class SweepRequest(Strict):
@@ -527,3 +571,30 @@ class SweepOut(BaseModel):
 class SweepPage(BaseModel):
     items: list[SweepOut]
     next: str | None
+
+
+# --- media --------------------------------------------------------------------------------
+
+
+class MediaUpload(Strict):
+    """The parts of `POST /media`'s `multipart/form-data` body (read part by part, never
+    parsed whole; this model describes them for the document)."""
+
+    file: Annotated[bytes, WithJsonSchema({
+        "type": "string", "format": "binary", "contentMediaType": "application/octet-stream",
+        "description": "the file; its type is taken from its bytes: JPEG, PNG, GIF, WebP, "
+                       "MP4, QuickTime or WebM"})]
+    alt: Annotated[str, Field(max_length=ALT_MAX, description="the default alt text where a "
+                                                               "post gives none")] = ""
+
+
+class MediaOut(BaseModel):
+    id: str
+    content_type: str
+    size: int
+    sha256: str
+    width: int | None = None
+    height: int | None = None
+    duration_seconds: float | None = None
+    alt: str = ""
+    created_at: UtcTime

@@ -273,6 +273,24 @@ async def publish_parts(request: PublishRequest, publish_part: PartPublisher) ->
     return Published(parts[0].get("platform_post_id"), parts[0].get("url"))
 
 
+async def look_up_parts(request: PublishRequest,
+                        find: Callable[[str], Awaitable[Published | None]]) -> Published | None:
+    """A post with its thread found where a platform is searched by text (`find`): it counts as
+    made only when its last part is there (a retry posts what is missing). The `parts`
+    checkpoint answers at once for what it holds; otherwise the last part, then the first, are
+    looked for."""
+    parts: list[Part] = list(request.checkpoints.get("parts") or [])
+    last = len(request.content.thread)
+    if len(parts) > last:
+        return Published(parts[0].get("platform_post_id"), parts[0].get("url"))
+    found = await find(part_text(request.content, last))
+    if found is None or last == 0:
+        return found
+    if parts:
+        return Published(parts[0].get("platform_post_id"), parts[0].get("url"))
+    return await find(request.content.text)
+
+
 async def uploaded(request: PublishRequest, part: int, index: int,
                    upload: Callable[[], Awaitable[str]]) -> str:
     """The platform's id for media `index` of `part`, uploaded once: the id is saved in the
@@ -356,6 +374,10 @@ class Provider(abc.ABC):
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
+        #: The installation can hand platforms public URLs of its media (HERALD_PUBLIC_BASE_URL,
+        #: or an S3 store's presigned URLs): set where the node builds its providers. A platform
+        #: that fetches media itself refuses media at scheduling without it.
+        self.public_media_urls = False
 
     # --- accounts ---------------------------------------------------------------------------
 

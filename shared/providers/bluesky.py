@@ -12,11 +12,20 @@ JWT; `refreshSession` rotates both. When the refresh JWT is refused, the app pas
 new session; when that is refused too, the account must be reconnected (AuthRevoked). The
 access token's expiry is not tracked: the PDS answers `400 ExpiredToken`, which is
 AuthExpired.
+
+Media: each file is streamed to `uploadBlob` as the raw body and the blob the PDS answers is
+saved in the job's checkpoints before anything else; images become an `app.bsky.embed.images`
+embed (alt text, aspect ratio), a video an `app.bsky.embed.video` embed (the documented
+"simple method": the video service processes it once the post is in the firehose). A thread is
+a chain of posts, each `reply` naming the first post (root) and the one before (parent) by uri
+and cid, each under its own record key derived from the job id and its place in the thread.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -30,7 +39,10 @@ from shared.providers.base import (
     Budget,
     Connected,
     HttpBase,
+    MediaFile,
+    MediaInfo,
     OAuthApp,
+    Part,
     PartsInfo,
     Permanent,
     Problems,
@@ -41,12 +53,16 @@ from shared.providers.base import (
     TextLimit,
     Transient,
     credential,
+    part_text,
+    publish_parts,
     secrets_of,
     text_parts,
+    uploaded,
 )
 from shared.providers.text import graphemes, urls
 from shared.providers.wire import (
     Answer,
+    Streamed,
     answer_error,
     at_epoch,
     bearer,
@@ -70,6 +86,17 @@ SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthMissing",
                             "AuthenticationRequired"})
 #: What `call` and the error messages are scrubbed of.
 SECRET_KEYS = ("app_password", "access_jwt", "refresh_jwt")
+#: `app.bsky.embed.images`: at most 4 images, each blob at most 1,000,000 bytes of `image/*`.
+MAX_IMAGES = 4
+MAX_IMAGE_BYTES = 1_000_000
+#: `app.bsky.embed.video`: one `video/mp4` blob of at most 100,000,000 bytes; Bluesky's apps
+#: take up to 3 minutes.
+VIDEO_TYPE = "video/mp4"
+MAX_VIDEO_BYTES = 100_000_000
+MAX_VIDEO_SECONDS = 180.0
+#: Bytes per read from the media store while a blob streams to the PDS.
+UPLOAD_CHUNK = 256 * 1024
+UPLOAD_TIMEOUT_SECONDS = 600.0
 
 
 class BlueskyConfig(Strict):
@@ -107,10 +134,13 @@ def tid(microseconds: int, clock_id: int) -> str:
     return "".join(TID_ALPHABET[(value >> (5 * (12 - i))) & 31] for i in range(13))
 
 
-def record_key(job_id: str) -> str:
-    """The rkey of a job's post, a valid TID computed from the job's ObjectId (4-byte seconds,
-    5 random bytes fixed per process, 3-byte counter): microseconds = seconds * 10^6 +
-    counter mod 10^6, clock id = the low 10 bits of the random part.
+def record_key(job_id: str, part: int = 0) -> str:
+    """The rkey of a job's post (part 0) or of its thread's nth reply (part n), a valid TID
+    computed from the job's ObjectId (4-byte seconds, 5 random bytes fixed per process, 3-byte
+    counter): microseconds = seconds * 10^6 + counter mod 10^6, clock id = the low 10 bits of
+    the random part plus `part` (a thread has at most 50 parts, far below 1024, so two parts
+    of one job never share a key, and parts of two jobs from one process in one second differ
+    in their counter).
 
     Why two jobs do not share a key (only keys in one account's repo can collide): ids made by
     one process in the same second differ in their counter, and counters 10^6 apart would
@@ -127,7 +157,7 @@ def record_key(job_id: str) -> str:
     seconds = int.from_bytes(raw[:4], "big")
     random = int.from_bytes(raw[4:9], "big")
     counter = int.from_bytes(raw[9:], "big")
-    return tid(seconds * 1_000_000 + counter % 1_000_000, random & 0x3FF)
+    return tid(seconds * 1_000_000 + counter % 1_000_000, (random + part) & 0x3FF)
 
 
 def link_facets(text: str) -> list[dict[str, Any]]:
@@ -154,6 +184,67 @@ def post_record(text: str, created_at: datetime, langs: list[str] | None = None
     if langs:
         record["langs"] = list(langs)
     return record
+
+
+def media_problems(where: str, media: list[MediaInfo]) -> Problems:
+    """One post's media against the embeds a post takes: up to 4 images or one video (a post
+    has one embed), each within its lexicon's size and type."""
+    problems: Problems = []
+    kinds = [(info.content_type or "").split("/")[0] for info in media]
+    if "video" in kinds and len(media) > 1:
+        problems.append((where, "bluesky: a video must be a post's only media"))
+    elif len(media) > MAX_IMAGES:
+        problems.append((where, f"bluesky: {len(media)} images, at most {MAX_IMAGES}"))
+    for n, info in enumerate(media):
+        at, kind = f"{where}.{n}", kinds[n]
+        if info.content_type is None:
+            continue
+        if kind == "image":
+            if info.size is not None and info.size > MAX_IMAGE_BYTES:
+                problems.append((at, f"bluesky: {info.size} bytes, at most {MAX_IMAGE_BYTES} "
+                                     f"for an image"))
+        elif info.content_type == VIDEO_TYPE:
+            if info.size is not None and info.size > MAX_VIDEO_BYTES:
+                problems.append((at, f"bluesky: {info.size} bytes, at most {MAX_VIDEO_BYTES} "
+                                     f"for a video"))
+            if info.duration_seconds is not None and info.duration_seconds > MAX_VIDEO_SECONDS:
+                problems.append((at, f"bluesky: video of {info.duration_seconds:g} s, at most "
+                                     f"{MAX_VIDEO_SECONDS:g} s"))
+        else:
+            problems.append((at, f"bluesky: {info.content_type} cannot be posted (images, "
+                                 f"or {VIDEO_TYPE} video)"))
+    return problems
+
+
+def _aspect_ratio(file: MediaFile) -> dict[str, int] | None:
+    width, height = file.info.width, file.info.height
+    return {"width": width, "height": height} if width and height else None
+
+
+def embed(files: Sequence[MediaFile], blobs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The post's embed for its uploaded media: a video, or up to 4 images with alt text."""
+    if not files:
+        return None
+    if (files[0].info.content_type or "").startswith("video/"):
+        video: dict[str, Any] = {"$type": "app.bsky.embed.video", "video": blobs[0]}
+        if files[0].alt:
+            video["alt"] = files[0].alt
+        ratio = _aspect_ratio(files[0])
+        if ratio:
+            video["aspectRatio"] = ratio
+        return video
+    images = []
+    for file, blob in zip(files, blobs, strict=True):
+        image: dict[str, Any] = {"image": blob, "alt": file.alt}
+        ratio = _aspect_ratio(file)
+        if ratio:
+            image["aspectRatio"] = ratio
+        images.append(image)
+    return {"$type": "app.bsky.embed.images", "images": images}
+
+
+def _strong_ref(part: Part) -> dict[str, str]:
+    return {"uri": str(part["platform_post_id"]), "cid": str(part["cid"])}
 
 
 def _base(config: dict[str, Any]) -> str:
@@ -216,6 +307,12 @@ def _published(uri: str) -> Published:
                      url=f"{APP_URL}/profile/{match.group(1)}/post/{match.group(2)}")
 
 
+def _part(uri: str, cid: str) -> Part:
+    """A published part as the `parts` checkpoint keeps it: a reply names it by uri and cid."""
+    published = _published(uri)
+    return {"platform_post_id": published.platform_post_id, "url": published.url, "cid": cid}
+
+
 def _repo(request: PublishRequest) -> str:
     repo = (request.credentials.get("did") or request.config.get("did")
             or request.credentials.get("identifier"))
@@ -231,6 +328,8 @@ class BlueskyProvider(Provider):
     connects_with = "credentials"
     honours_idempotency_key = False
     supports_lookup = True
+    supports_threads = True
+    supports_media = True
     #: The PDS's repo-write limit: 5,000 points per hour per account, a create being 3 points.
     #: (The daily 35,000 points, 11,666 creates, is left to the PDS's own 429.)
     default_budget = Budget(1_666, 3_600)
@@ -301,37 +400,82 @@ class BlueskyProvider(Provider):
             size = len(text.encode("utf-8"))
             if size > MAX_TEXT_BYTES:
                 problems.append((where, f"bluesky: {size} bytes, at most {MAX_TEXT_BYTES}"))
+        fields = ["content.media"] + [f"content.thread.{n}.media"
+                                      for n in range(len(content.thread))]
+        for part, where in enumerate(fields):
+            if part < len(media):
+                problems += media_problems(where, list(media[part]))
         return problems
 
     # --- publishing -------------------------------------------------------------------------
 
     async def publish(self, request: PublishRequest) -> Published:
-        """`createRecord` under the job's record key. A refusal that may mean the key is taken
-        (the PDS answers a duplicate key with a 500) is checked with `getRecord`: a record
-        there is this job's post from an earlier attempt whose answer was lost."""
+        """The post and its thread (`publish_parts`), each part a `createRecord` under its own
+        record key, its media uploaded once (`uploaded`) before it. A refusal that may mean the
+        key is taken (the PDS answers a duplicate key with a 500) is checked with `getRecord`:
+        a record there is this part from an earlier attempt whose answer was lost."""
         token = request.credentials.get("access_jwt")
         if not isinstance(token, str) or not token:
             raise AuthExpired("bluesky: no session yet")
-        repo, rkey = _repo(request), record_key(request.job_id)
+        repo = _repo(request)
         secrets = secrets_of(request.credentials, keys=SECRET_KEYS)
         langs = request.config.get("langs")
-        record = post_record(request.content.text, datetime.now(UTC),
-                             langs if isinstance(langs, list) else None)
+
+        async def publish_part(n: int, earlier: list[Part]) -> Part:
+            files = request.media_of(n)
+            blobs = [json.loads(await uploaded(
+                request, n, index, self._uploader(request.config, token, secrets, file)))
+                for index, file in enumerate(files)]
+            record = post_record(part_text(request.content, n), datetime.now(UTC),
+                                 langs if isinstance(langs, list) else None)
+            attached = embed(files, blobs)
+            if attached is not None:
+                record["embed"] = attached
+            if earlier:
+                record["reply"] = {"root": _strong_ref(earlier[0]),
+                                   "parent": _strong_ref(earlier[-1])}
+            return await self._create(request.config, repo, record_key(request.job_id, n),
+                                      record, token, secrets)
+
+        return await publish_parts(request, publish_part)
+
+    def _uploader(self, config: dict[str, Any], token: str, secrets: list[str],
+                  file: MediaFile) -> Callable[[], Awaitable[str]]:
+        async def upload() -> str:
+            """`uploadBlob`, the file streamed from the store as the raw body; the blob the PDS
+            answers, as JSON text (what the checkpoint keeps and the embed names)."""
+            size, content_type = file.info.size, file.info.content_type
+            if size is None or content_type is None:
+                raise Permanent(f"bluesky: media {file.id} has no known size and type")
+            answer = await call(
+                self.session, "POST", _xrpc(config, "com.atproto.repo.uploadBlob"),
+                platform="bluesky", secrets=secrets, headers=bearer(token),
+                data=Streamed(file.chunks(UPLOAD_CHUNK), size, content_type),
+                timeout_seconds=UPLOAD_TIMEOUT_SECONDS)
+            if not answer.ok:
+                raise _error(answer, secrets)
+            blob = answer.object().get("blob")
+            if not isinstance(blob, dict) or not isinstance(blob.get("ref"), dict):
+                raise Transient("bluesky: uploadBlob answered without a blob")
+            return json.dumps(blob, sort_keys=True)
+        return upload
+
+    async def _create(self, config: dict[str, Any], repo: str, rkey: str,
+                      record: dict[str, Any], token: str, secrets: list[str]) -> Part:
         answer = await call(
-            self.session, "POST", _xrpc(request.config, "com.atproto.repo.createRecord"),
-            platform="bluesky", secrets=secrets,
-            headers=bearer(token),
+            self.session, "POST", _xrpc(config, "com.atproto.repo.createRecord"),
+            platform="bluesky", secrets=secrets, headers=bearer(token),
             json={"repo": repo, "collection": COLLECTION, "rkey": rkey, "record": record},
         )
         if answer.ok:
-            uri = answer.object().get("uri")
-            if not isinstance(uri, str):
-                raise Transient("bluesky: createRecord answered without a uri")
-            return _published(uri)
+            uri, cid = answer.object().get("uri"), answer.object().get("cid")
+            if not isinstance(uri, str) or not isinstance(cid, str):
+                raise Transient("bluesky: createRecord answered without a uri and cid")
+            return _part(uri, cid)
         error = _error(answer, secrets)
         if isinstance(error, Transient | Permanent) and not isinstance(error, AuthRevoked):
             try:
-                earlier = await self._get_post(request.config, repo, rkey, secrets)
+                earlier = await self._get_post(config, repo, rkey, secrets)
             except (Transient, Permanent, RateLimited):
                 raise error from None
             if earlier is not None:
@@ -339,7 +483,7 @@ class BlueskyProvider(Provider):
         raise error
 
     async def _get_post(self, config: dict[str, Any], repo: str, rkey: str,
-                        secrets: list[str]) -> Published | None:
+                        secrets: list[str]) -> Part | None:
         """`getRecord` (public): the post under the key, or None when there is none."""
         answer = await call(
             self.session, "GET", _xrpc(config, "com.atproto.repo.getRecord"),
@@ -347,13 +491,19 @@ class BlueskyProvider(Provider):
             params={"repo": repo, "collection": COLLECTION, "rkey": rkey},
         )
         if answer.ok:
-            uri = answer.object().get("uri")
-            return _published(uri) if isinstance(uri, str) else None
+            uri, cid = answer.object().get("uri"), answer.object().get("cid")
+            return _part(uri, cid) if isinstance(uri, str) and isinstance(cid, str) else None
         if _error_name(answer) == "RecordNotFound":
             return None
         raise _error(answer, secrets)
 
     async def lookup(self, request: PublishRequest, since: datetime) -> Published | None:
-        """The job's post under its record key, whenever it was made."""
-        return await self._get_post(request.config, _repo(request), record_key(request.job_id),
-                                    secrets_of(request.credentials, keys=SECRET_KEYS))
+        """The job's post under its record key, whenever it was made; for a thread, only once
+        its last reply is there too (a retry makes what is missing, under the same keys)."""
+        repo, secrets = _repo(request), secrets_of(request.credentials, keys=SECRET_KEYS)
+        last = len(request.content.thread)
+        if last and await self._get_post(request.config, repo,
+                                         record_key(request.job_id, last), secrets) is None:
+            return None
+        found = await self._get_post(request.config, repo, record_key(request.job_id), secrets)
+        return _published(found["platform_post_id"]) if found is not None else None

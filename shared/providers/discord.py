@@ -3,11 +3,19 @@
 The webhook URL is the credential: its last path segment is the token, so the whole URL is
 scrubbed from every message. Discord takes no idempotency key and a webhook cannot search the
 channel, so an unknown outcome stays `unconfirmed` (docs/providers/discord.md).
+
+Media goes in the same call: a multipart/form-data body whose `payload_json` part is the JSON
+body, naming each file in `attachments` (`id` n, its file name, the alt text as
+`description`), and whose `files[n]` parts are the files, streamed from the store. A webhook
+has no replies, so a thread is refused at scheduling.
 """
 
 from __future__ import annotations
 
+import json
+import mimetypes
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -16,11 +24,14 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import Field, field_validator
 
-from shared.models import Strict
+from shared.models import Content, Strict
 from shared.providers.base import (
     AuthRevoked,
     Budget,
+    MediaFile,
+    PartsInfo,
     Permanent,
+    Problems,
     Provider,
     Published,
     PublishRequest,
@@ -31,6 +42,7 @@ from shared.providers.base import (
 )
 from shared.providers.wire import (
     Answer,
+    Streamed,
     after_seconds,
     answer_error,
     call,
@@ -48,6 +60,15 @@ DISCORD_HOSTS = frozenset({"discord.com", "discordapp.com", "ptb.discord.com",
                            "canary.discord.com"})
 #: Discord counts content in code points ("our API uses Python 3"); see the docs page.
 MAX_CONTENT = 2000
+#: Files per message, and the bytes of one request without a boosted server (Discord's
+#: default upload limit, 10 MiB since 2024; a request over it is 413, code 40005).
+MAX_FILES = 10
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: An attachment's `description` (its alt text) is at most 1024 characters.
+MAX_DESCRIPTION = 1024
+#: Bytes per read from the media store while a file streams to Discord.
+UPLOAD_CHUNK = 256 * 1024
+UPLOAD_TIMEOUT_SECONDS = 300.0
 #: Unknown Webhook and Invalid Webhook Token: the webhook was deleted or its URL is wrong.
 UNKNOWN_WEBHOOK = 10015
 #: The guild id only makes the message URL; a slow answer must not hold a published job long.
@@ -112,6 +133,36 @@ def build_body(request: PublishRequest, config: DiscordConfig) -> dict[str, Any]
     return body
 
 
+def _filename(file: MediaFile, n: int) -> str:
+    """A name with the type's usual extension: Discord embeds an image or video by its name
+    (`.mov` for video/quicktime, not the subtype)."""
+    extension = mimetypes.guess_extension(file.info.content_type or "") or ".bin"
+    return f"{n}-{re.sub(r'[^A-Za-z0-9_-]', '', file.id)[:40] or 'file'}{extension}"
+
+
+def with_files(body: dict[str, Any], files: Sequence[MediaFile]) -> aiohttp.MultipartWriter:
+    """The body as `payload_json` with `attachments` naming each file, then `files[n]`."""
+    attachments = []
+    for n, file in enumerate(files):
+        attachment: dict[str, Any] = {"id": n, "filename": _filename(file, n)}
+        if file.alt:
+            attachment["description"] = file.alt
+        attachments.append(attachment)
+    form = aiohttp.MultipartWriter("form-data")
+    form.append(json.dumps({**body, "attachments": attachments}),
+                {"Content-Type": "application/json"}).set_content_disposition(
+        "form-data", name="payload_json")
+    for n, file in enumerate(files):
+        size = file.info.size
+        if size is None:
+            raise Permanent(f"discord: media {file.id} has no known size to upload")
+        payload = form.append_payload(Streamed(
+            file.chunks(UPLOAD_CHUNK), size, file.info.content_type or "application/octet-stream"))
+        payload.set_content_disposition("form-data", name=f"files[{n}]",
+                                        filename=attachments[n]["filename"])
+    return form
+
+
 def rate_limited(answer: Answer, secrets: list[str], now: datetime) -> RateLimited:
     """Discord's 429: `retry_after` (float seconds) in the body, else `X-RateLimit-Reset-After`,
     else `Retry-After`. Global → the installation's limit; the webhook's exhausted bucket or a
@@ -159,6 +210,7 @@ class DiscordProvider(Provider):
     #: Discord publishes no webhook limit; observed buckets are 5 requests / 2 s per webhook
     #: and about 30 messages / minute per channel. The sustained one is the pace.
     default_budget = Budget(30, 60.0)
+    supports_media = True
 
     Config = DiscordConfig
     Credentials = DiscordCredentials
@@ -170,6 +222,26 @@ class DiscordProvider(Provider):
 
     async def text_limit(self, config: dict[str, Any]) -> TextLimit:
         return TextLimit(MAX_CONTENT, "characters")
+
+    async def check_content(self, content: Content, config: dict[str, Any],
+                            media: PartsInfo = ()) -> Problems:
+        """As the base check, and the files against one message's limits: how many, their
+        bytes together, each alt text's length. Any file type is taken (Discord shows what it
+        can and offers the rest as a download)."""
+        problems = await super().check_content(content, config, media)
+        files = list(media[0]) if media else []
+        if len(files) > MAX_FILES:
+            problems.append(("content.media", f"discord: {len(files)} files, at most "
+                                              f"{MAX_FILES} in a message"))
+        total = sum(info.size or 0 for info in files)
+        if total > MAX_UPLOAD_BYTES:
+            problems.append(("content.media", f"discord: {total} bytes of files, at most "
+                                              f"{MAX_UPLOAD_BYTES} in a message"))
+        for n, item in enumerate(content.media):
+            if len(item.alt) > MAX_DESCRIPTION:
+                problems.append((f"content.media.{n}.alt", f"discord: {len(item.alt)} "
+                                 f"characters, at most {MAX_DESCRIPTION}"))
+        return problems
 
     def _account(self, request: PublishRequest) -> tuple[Webhook, DiscordConfig]:
         config = parsed(DiscordConfig, request.config, "discord", "config")
@@ -183,15 +255,23 @@ class DiscordProvider(Provider):
 
     async def publish(self, request: PublishRequest) -> Published:
         """One Execute Webhook call with `wait=true`, so Discord answers with the message
-        instead of 204 and a message it did not save is an error, not a silent success."""
+        instead of 204 and a message it did not save is an error, not a silent success; with
+        media, the same call as multipart/form-data (`with_files`)."""
         hook, config = self._account(request)
         params = {"wait": "true"}
         if config.thread_id is not None:
             params["thread_id"] = config.thread_id
-        answer = await call(
-            self.session, "POST", hook.url, platform="discord", secrets=hook.secrets,
-            params=params, json=build_body(request, config),
-        )
+        body = build_body(request, config)
+        files = request.media_of(0)
+        if files:
+            answer = await call(
+                self.session, "POST", hook.url, platform="discord", secrets=hook.secrets,
+                params=params, data=with_files(body, files),
+                timeout_seconds=UPLOAD_TIMEOUT_SECONDS)
+        else:
+            answer = await call(
+                self.session, "POST", hook.url, platform="discord", secrets=hook.secrets,
+                params=params, json=body)
         if answer.status == 429:
             raise rate_limited(answer, hook.secrets, datetime.now(UTC))
         if not answer.ok:

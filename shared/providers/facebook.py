@@ -9,28 +9,44 @@ longer an admin of the Page, the app removed) and the account needs connecting a
 Graph has no idempotency key. A post is found again by its exact message among the Page's
 published posts since the attempt began (`lookup`), which reconciliation uses after an unknown
 outcome.
+
+Media: one photo is one `POST /{page}/photos` (the file streamed as `source`, the text as its
+caption), which makes the post. More photos are each uploaded unpublished
+(`published=false`), their ids saved (`uploaded`), then named in the feed post's
+`attached_media`. A video goes through the resumable upload of `/{page}/videos` on Graph's
+video host: `upload_phase=start` (the session and the first range), `transfer` of each range
+the server names, `finish` with the text as description, which makes the post; the session
+and the next range are saved (`video_0`) before each transfer, so a retry goes on from there.
+A Page has no thread to chain, so a thread is refused at scheduling.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
+import aiohttp
 from multidict import CIMultiDictProxy
 from pydantic import Field
 
-from shared.models import Strict
+from shared.models import Content, Strict
 from shared.providers.base import (
     AuthRevoked,
     Budget,
     Connected,
     HttpBase,
+    MediaFile,
+    MediaInfo,
     OAuthApp,
+    OutcomeUnknown,
+    PartsInfo,
     Permanent,
+    Problems,
     Provider,
     ProviderError,
     Published,
@@ -39,10 +55,13 @@ from shared.providers.base import (
     TextLimit,
     Transient,
     parsed,
+    uploaded,
 )
 from shared.providers.text import utf16_units
 from shared.providers.wire import (
+    DEFAULT_TIMEOUT_SECONDS,
     Answer,
+    Streamed,
     after_seconds,
     answer_error,
     call,
@@ -54,6 +73,8 @@ from shared.providers.wire import (
 
 DEFAULT_API_BASE = "https://graph.facebook.com"
 DEFAULT_AUTH_BASE = "https://www.facebook.com"
+#: Video uploads go to Graph's video host.
+DEFAULT_VIDEO_API_BASE = "https://graph-video.facebook.com"
 #: The newest Graph API version when this was written (the changelog lists v26.0 first).
 DEFAULT_API_VERSION = "v26.0"
 #: Publish to the Page (pages_manage_posts), read its posts back for lookup
@@ -81,6 +102,15 @@ REVOKED_CODES = frozenset({102, 190})
 #: 10 and 200-299: a permission was not granted or was removed; a new login grants it.
 PERMISSION_CODES = frozenset({10, *range(200, 300)})
 
+#: Page photos: JPEG, BMP, PNG, GIF or TIFF of at most 4 MB. Page videos: at most 10 GB and
+#: 240 minutes, one per post and never beside photos.
+PHOTO_TYPES = frozenset({"image/jpeg", "image/bmp", "image/png", "image/gif", "image/tiff"})
+MAX_PHOTO_BYTES = 4 * 1024 * 1024
+MAX_VIDEO_BYTES = 10 * 1024**3
+MAX_VIDEO_SECONDS = 240 * 60.0
+#: Bytes per read from the media store while a file streams to Graph.
+UPLOAD_CHUNK = 256 * 1024
+UPLOAD_TIMEOUT_SECONDS = 600.0
 #: Pages of `published_posts` read per lookup before giving up (then Transient, never
 #: "absent", so reconciliation does not re-post on a guess).
 LOOKUP_PAGES = 5
@@ -102,6 +132,9 @@ class GraphEndpoints(Strict):
     api_version: Annotated[str, Field(
         pattern=r"^v[0-9]+\.[0-9]+$",
         description="Graph API version, e.g. v26.0")] = DEFAULT_API_VERSION
+    video_api_base: Annotated[HttpBase, Field(
+        description="Graph's video upload host (tests point it at an emulator)",
+    )] = DEFAULT_VIDEO_API_BASE
 
 
 class FacebookConfig(GraphEndpoints):
@@ -132,6 +165,59 @@ def _endpoints(config: dict[str, Any]) -> GraphEndpoints:
 
 def _graph_url(endpoints: GraphEndpoints, path: str) -> str:
     return f"{endpoints.api_base.rstrip('/')}/{endpoints.api_version}/{path}"
+
+
+def _kind(info: MediaInfo) -> str | None:
+    if info.content_type in PHOTO_TYPES:
+        return "photo"
+    return "video" if (info.content_type or "").startswith("video/") else None
+
+
+def media_problems(media: Sequence[MediaInfo]) -> Problems:
+    """A Page post's media: photos, or one video alone, each within Graph's limits."""
+    problems: Problems = []
+    kinds = [_kind(info) for info in media]
+    if "video" in kinds and len(media) > 1:
+        problems.append(("content.media", "facebook: a video must be a post's only file"))
+    for n, (info, kind) in enumerate(zip(media, kinds, strict=True)):
+        at = f"content.media.{n}"
+        if kind is None:
+            problems.append((at, f"facebook: {info.content_type or 'an unknown type'} is not "
+                                 f"a photo (JPEG, PNG, GIF, BMP, TIFF) or a video"))
+            continue
+        cap = MAX_PHOTO_BYTES if kind == "photo" else MAX_VIDEO_BYTES
+        if info.size is not None and info.size > cap:
+            problems.append((at, f"facebook: {info.size} bytes, at most {cap} for a {kind}"))
+        if kind == "video" and (info.duration_seconds or 0) > MAX_VIDEO_SECONDS:
+            problems.append((at, f"facebook: {info.duration_seconds:g} s, at most "
+                                 f"{MAX_VIDEO_SECONDS:g} s"))
+    return problems
+
+
+def _file_form(file: MediaFile, name: str, fields: dict[str, str],
+               start: int = 0, end: int | None = None) -> aiohttp.MultipartWriter:
+    """`fields` and the file's bytes [start, end) streamed as the part `name`."""
+    size = file.info.size
+    if size is None:
+        raise Permanent(f"facebook: media {file.id} has no known size to upload")
+    stop = size if end is None else end
+    form = aiohttp.MultipartWriter("form-data")
+    for key, value in fields.items():
+        form.append(value).set_content_disposition("form-data", name=key)
+    content_type = file.info.content_type or "application/octet-stream"
+    extension = re.sub(r"[^A-Za-z0-9]", "", content_type.split("/")[-1]) or "bin"
+    payload = form.append_payload(Streamed(file.chunks(UPLOAD_CHUNK, start, stop), stop - start,
+                                           content_type))
+    payload.set_content_disposition("form-data", name=name, filename=f"{file.id}.{extension}")
+    return form
+
+
+def _offset(value: Any) -> int | None:
+    """Graph gives offsets as decimal strings."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _int(value: Any) -> int | None:
@@ -273,6 +359,7 @@ class FacebookProvider(Provider):
     #: a minute on average, at most 10 at once, is Herald's conservative pace; accounts may
     #: set their own.
     default_budget = Budget(count=10, period_seconds=600.0)
+    supports_media = True
 
     # --- OAuth ------------------------------------------------------------------------------
 
@@ -373,21 +460,128 @@ class FacebookProvider(Provider):
 
     # --- publishing -------------------------------------------------------------------------
 
+    async def check_content(self, content: Content, config: dict[str, Any],
+                            media: PartsInfo = ()) -> Problems:
+        problems = await super().check_content(content, config, media)
+        if media and media[0]:
+            problems += media_problems(media[0])
+        return problems
+
     async def publish(self, request: PublishRequest) -> Published:
-        """One `POST /{page}/feed`. Media will add uploads before it (each saved in
-        `request.checkpoints`), and the feed call then names them."""
+        """A feed post, a photo post, photos attached to a feed post, or a video post."""
         config, token = _account(request)
-        answer = await call(
-            self.session, "POST", _graph_url(config, f"{config.page_id}/feed"),
-            platform="facebook", secrets=[token],
-            data={"message": request.content.text, "access_token": token},
-        )
-        if not answer.ok:
-            raise graph_failure(answer, [token], datetime.now(UTC))
-        post_id = answer.object().get("id")
+        files = request.media_of(0)
+        kinds = [_kind(file.info) for file in files]
+        if None in kinds or ("video" in kinds and len(files) > 1):
+            raise Permanent("facebook: a post takes photos, or one video alone")
+        if kinds == ["video"]:
+            return await self._video(request, config, token, files[0])
+        if len(files) == 1:
+            answer = await self._graph(config, token, f"{config.page_id}/photos", data=_file_form(
+                files[0], "source", self._photo_fields(token, files[0], request.content.text)))
+            document = answer.object()
+            return self._published(document.get("post_id") or document.get("id"))
+        fields = {"message": request.content.text, "access_token": token}
+        try:
+            for n, file in enumerate(files):
+                media_id = await uploaded(request, 0, n, self._photo(config, token, file))
+                fields[f"attached_media[{n}]"] = json.dumps({"media_fbid": media_id})
+        except OutcomeUnknown as exc:  # an unpublished photo's lost answer makes no post
+            raise Transient(str(exc)) from exc
+        answer = await self._graph(config, token, f"{config.page_id}/feed", data=fields)
+        return self._published(answer.object().get("id"))
+
+    @staticmethod
+    def _published(post_id: Any) -> Published:
         if not isinstance(post_id, str) or not post_id:
             return Published()
         return Published(post_id, POST_URL + post_id)
+
+    @staticmethod
+    def _photo_fields(token: str, file: MediaFile, caption: str | None) -> dict[str, str]:
+        fields = {"access_token": token}
+        if caption is None:
+            fields["published"] = "false"
+        elif caption:
+            fields["message"] = caption
+        if file.alt:
+            fields["alt_text_custom"] = file.alt
+        return fields
+
+    async def _graph(self, config: FacebookConfig, token: str, path: str, *,
+                     base: str | None = None, **kwargs: Any) -> Answer:
+        url = (f"{base.rstrip('/')}/{config.api_version}/{path}" if base
+               else _graph_url(config, path))
+        timeout = (UPLOAD_TIMEOUT_SECONDS if isinstance(kwargs.get("data"),
+                                                        aiohttp.MultipartWriter)
+                   else DEFAULT_TIMEOUT_SECONDS)
+        answer = await call(self.session, "POST", url, platform="facebook", secrets=[token],
+                            timeout_seconds=timeout, **kwargs)
+        if not answer.ok:
+            raise graph_failure(answer, [token], datetime.now(UTC))
+        return answer
+
+    def _photo(self, config: FacebookConfig, token: str,
+               file: MediaFile) -> Callable[[], Awaitable[str]]:
+        async def upload() -> str:
+            """An unpublished photo of the Page, for a later post's `attached_media`."""
+            answer = await self._graph(config, token, f"{config.page_id}/photos",
+                                       data=_file_form(file, "source",
+                                                       self._photo_fields(token, file, None)))
+            photo_id = answer.object().get("id")
+            if not isinstance(photo_id, str) or not photo_id:
+                raise Transient("facebook: a photo upload was answered without an id")
+            return photo_id
+        return upload
+
+    async def _video(self, request: PublishRequest, config: FacebookConfig, token: str,
+                     file: MediaFile) -> Published:
+        """The resumable upload: start once (saved), each range the server names transferred
+        (the next saved before it is sent), then finish, which publishes."""
+        size = file.info.size
+        if size is None:
+            raise Permanent(f"facebook: media {file.id} has no known size to upload")
+        path = f"{config.page_id}/videos"
+        base = config.video_api_base
+        session: dict[str, Any] | None = request.checkpoints.get("video_0")
+        try:
+            if session is None:
+                answer = await self._graph(config, token, path, base=base, data={
+                    "upload_phase": "start", "file_size": str(size), "access_token": token})
+                started = answer.object()
+                session = {"session": started.get("upload_session_id"),
+                           "video_id": started.get("video_id"),
+                           "start": _offset(started.get("start_offset")),
+                           "end": _offset(started.get("end_offset"))}
+                if not isinstance(session["session"], str) or session["start"] is None:
+                    raise Transient("facebook: the video upload did not start a session")
+                await request.checkpoints.save("video_0", session)
+            while session["start"] < size:
+                fields = {"upload_phase": "transfer", "access_token": token,
+                          "upload_session_id": session["session"],
+                          "start_offset": str(session["start"])}
+                answer = await self._graph(config, token, path, base=base, data=_file_form(
+                    file, "video_file_chunk", fields, session["start"], session["end"]))
+                moved = answer.object()
+                start, end = _offset(moved.get("start_offset")), _offset(moved.get("end_offset"))
+                if start is None or end is None or start <= session["start"]:
+                    raise Transient("facebook: a video transfer was answered without the next "
+                                    "range")
+                session = {**session, "start": start, "end": end}
+                await request.checkpoints.save("video_0", session)
+        except OutcomeUnknown as exc:  # only `finish` publishes
+            raise Transient(str(exc)) from exc
+        fields = {"upload_phase": "finish", "access_token": token,
+                  "upload_session_id": str(session["session"])}
+        if request.content.text:
+            fields["description"] = request.content.text
+        answer = await self._graph(config, token, path, base=base, data=fields)
+        if answer.object().get("success") is not True:
+            raise Transient("facebook: the video upload did not finish")
+        video_id = session.get("video_id")
+        if not isinstance(video_id, str) or not video_id:
+            return Published()
+        return Published(video_id, f"{POST_URL}{config.page_id}/videos/{video_id}")
 
     async def lookup(self, request: PublishRequest, since: datetime) -> Published | None:
         """The Page's published post with this message (`same_message`), created at or after

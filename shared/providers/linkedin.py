@@ -6,18 +6,32 @@ are backslash-escaped so that the text shows as written (an unescaped one can cu
 short). LinkedIn takes no idempotency key but refuses a repeat of a recent text as a duplicate,
 naming the earlier post; that post is taken as this job's only when `lookup` confirms it, which
 needs read access to the author's posts (r_member_social, restricted, or r_organization_social).
+
+Media is uploaded before the post: an image through the Images API (`initializeUpload` gives
+an upload URL and the image URN; one PUT of the bytes), a video through the Videos API
+(`initializeUpload` gives byte ranges to PUT, each answered with an ETag, and
+`finalizeUpload` names the ETags in order). The upload session (URN, ranges, ETags so far) is
+saved in the `upload_<part>_<index>` checkpoint before each PUT is sent on, so a retry goes on
+from the last part sent, and the finished URN in `media_<part>` (`uploaded`), so a retry never
+uploads a file twice. The post names the files once LinkedIn says they are AVAILABLE:
+`content.media` for one, `content.multiImage` for 2-20 images. LinkedIn has no replies to
+chain, so a thread is refused at scheduling.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time as clock
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
+import aiohttp
 from pydantic import Field
 
-from shared.models import Strict
+from shared.models import Content, Strict
 from shared.providers.base import (
     AuthExpired,
     AuthRevoked,
@@ -25,9 +39,13 @@ from shared.providers.base import (
     Connected,
     ExpiresAt,
     HttpBase,
+    MediaFile,
+    MediaInfo,
     OAuthApp,
     OutcomeUnknown,
+    PartsInfo,
     Permanent,
+    Problems,
     Provider,
     ProviderError,
     Published,
@@ -38,10 +56,12 @@ from shared.providers.base import (
     credential,
     parsed,
     secrets_of,
+    uploaded,
 )
 from shared.providers.text import utf16_units
 from shared.providers.wire import (
     Answer,
+    Streamed,
     answer_error,
     bearer,
     call,
@@ -76,6 +96,27 @@ LOOKUP_SLACK = timedelta(minutes=5)
 CLOCK_SKEW = timedelta(minutes=1)
 LOOKUP_PAGE = 50
 LOOKUP_PAGES = 4
+#: The Images API takes JPG, GIF and PNG of at most 36,152,320 pixels; the Videos API MP4 of
+#: 75 KB to 500 MB and 3 s to 30 min. A post shows one image or video, or 2-20 images.
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif"})
+MAX_IMAGE_PIXELS = 36_152_320
+VIDEO_TYPES = frozenset({"video/mp4"})
+MIN_VIDEO_BYTES = 75 * 1024
+MAX_VIDEO_BYTES = 500 * 1024 * 1024
+MIN_VIDEO_SECONDS = 3.0
+MAX_VIDEO_SECONDS = 30 * 60.0
+MAX_IMAGES = 20
+#: `altText` of an image in a post.
+MAX_ALT_TEXT = 4086
+#: Bytes per read from the media store while a file streams to LinkedIn.
+UPLOAD_CHUNK = 256 * 1024
+#: One PUT carries up to a 4 MB part of a video, or a whole image.
+UPLOAD_TIMEOUT_SECONDS = 600.0
+#: Polling an asset until AVAILABLE: first wait, growth cap, and the whole budget, after which
+#: the job retries later from the saved URN.
+POLL_FIRST_SECONDS = 0.5
+POLL_MAX_SECONDS = 5.0
+PROCESSING_BUDGET_SECONDS = 300.0
 
 
 class LinkedInConfig(Strict):
@@ -176,6 +217,57 @@ def _published(urn: str | None) -> Published:
     return Published(urn, POST_URL.format(urn=urn))
 
 
+def _kind(info: MediaInfo) -> Literal["image", "video"] | None:
+    if info.content_type in IMAGE_TYPES:
+        return "image"
+    return "video" if info.content_type in VIDEO_TYPES else None
+
+
+def media_problems(media: Sequence[MediaInfo], alts: Sequence[str]) -> Problems:
+    """A post's media against what the Images and Videos APIs and a post take."""
+    problems: Problems = []
+    kinds = [_kind(info) for info in media]
+    if "video" in kinds and len(media) > 1:
+        problems.append(("content.media", "linkedin: a video must be a post's only file"))
+    elif len(media) > MAX_IMAGES:
+        problems.append(("content.media", f"linkedin: {len(media)} images, at most "
+                                          f"{MAX_IMAGES}"))
+    for n, (info, kind) in enumerate(zip(media, kinds, strict=True)):
+        at = f"content.media.{n}"
+        if kind is None:
+            problems.append((at, f"linkedin: {info.content_type or 'an unknown type'} is not "
+                                 f"an image (JPEG, PNG, GIF) or an MP4 video"))
+        elif kind == "image" and info.width and info.height and (
+                info.width * info.height > MAX_IMAGE_PIXELS):
+            problems.append((at, f"linkedin: {info.width}x{info.height} pixels, at most "
+                                 f"{MAX_IMAGE_PIXELS} in all"))
+        elif kind == "video":
+            if info.size is not None and not MIN_VIDEO_BYTES <= info.size <= MAX_VIDEO_BYTES:
+                problems.append((at, f"linkedin: {info.size} bytes, a video takes "
+                                     f"{MIN_VIDEO_BYTES} to {MAX_VIDEO_BYTES}"))
+            seconds = info.duration_seconds
+            if seconds is not None and not MIN_VIDEO_SECONDS <= seconds <= MAX_VIDEO_SECONDS:
+                problems.append((at, f"linkedin: {seconds:g} s, a video lasts "
+                                     f"{MIN_VIDEO_SECONDS:g} s to {MAX_VIDEO_SECONDS:g} s"))
+        if n < len(alts) and len(alts[n]) > MAX_ALT_TEXT:
+            problems.append((f"{at}.alt", f"linkedin: {len(alts[n])} characters, at most "
+                                          f"{MAX_ALT_TEXT}"))
+    return problems
+
+
+def media_content(files: Sequence[MediaFile], urns: Sequence[str]) -> dict[str, Any]:
+    """The post's `content`: one image or video as `media`, more images as `multiImage`."""
+    items = []
+    for file, urn in zip(files, urns, strict=True):
+        item = {"id": urn}
+        if file.alt and urn.startswith("urn:li:image:"):
+            item["altText"] = file.alt
+        items.append(item)
+    if len(items) == 1:
+        return {"media": items[0]}
+    return {"multiImage": {"images": items}}
+
+
 class LinkedInProvider(Provider):
     platform = "linkedin"
     connects_with = "oauth"
@@ -184,9 +276,15 @@ class LinkedInProvider(Provider):
     #: LinkedIn publishes no standard limits; 150 posts a member a day is the figure
     #: schedulers work to (docs/providers/linkedin.md).
     default_budget = Budget(150, 24 * 3600)
+    supports_media = True
 
     Config = LinkedInConfig
     Credentials = LinkedInCredentials
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        super().__init__(session)
+        #: Scales every processing wait; tests shrink it so polling is quick, not skipped.
+        self.poll_scale = 1.0
 
     # --- limits -----------------------------------------------------------------------------
 
@@ -197,6 +295,13 @@ class LinkedInProvider(Provider):
         """Characters as LinkedIn's (JavaScript) composer counts them, UTF-16 units, of the
         text as written, before escaping."""
         return utf16_units(text)
+
+    async def check_content(self, content: Content, config: dict[str, Any],
+                            media: PartsInfo = ()) -> Problems:
+        problems = await super().check_content(content, config, media)
+        if media and media[0]:
+            problems += media_problems(media[0], [m.alt for m in content.media])
+        return problems
 
     # --- accounts and OAuth -----------------------------------------------------------------
 
@@ -286,12 +391,20 @@ class LinkedInProvider(Provider):
     # --- publishing -------------------------------------------------------------------------
 
     async def publish(self, request: PublishRequest) -> Published:
-        """One `POST /rest/posts`; media later adds upload calls before it, each saved in
-        `request.checkpoints` before the next."""
+        """The media uploaded (each once, `uploaded`) and AVAILABLE, then one
+        `POST /rest/posts` naming them."""
         config = parsed(LinkedInConfig, request.config, "linkedin", "config")
         if not config.author_urn:
             raise Permanent("linkedin: config.author_urn is not set; reconnect the account")
-        body = {
+        files = request.media_of(0)
+        try:
+            urns = [await uploaded(request, 0, n, self._uploader(request, config, n, file))
+                    for n, file in enumerate(files)]
+            for urn in urns:
+                await self._available(request, config, urn)
+        except OutcomeUnknown as exc:  # an upload's lost answer makes no post
+            raise Transient(str(exc)) from exc
+        body: dict[str, Any] = {
             "author": config.author_urn,
             "commentary": escape_little_text(request.content.text),
             "visibility": "PUBLIC",
@@ -300,7 +413,133 @@ class LinkedInProvider(Provider):
             "lifecycleState": "PUBLISHED",
             "isReshareDisabledByAuthor": False,
         }
+        if urns:
+            body["content"] = media_content(files, urns)
         return await self._create(request, config, body)
+
+    # --- media ------------------------------------------------------------------------------
+
+    def _uploader(self, request: PublishRequest, config: LinkedInConfig, index: int,
+                  file: MediaFile) -> Callable[[], Awaitable[str]]:
+        async def upload() -> str:
+            """The file's upload session, started once and saved, its parts PUT in order
+            (each ETag saved before the next part), then a video finalized."""
+            key = f"upload_0_{index}"
+            session: dict[str, Any] | None = request.checkpoints.get(key)
+            if session is None or session.get("expires_ms", 0) <= clock.time() * 1000:
+                session = await self._initialize(request, config, file)
+                await request.checkpoints.save(key, session)
+            for part in session["parts"][len(session["etags"]):]:
+                etag = await self._put(request, part, file)
+                session = {**session, "etags": [*session["etags"], etag]}
+                await request.checkpoints.save(key, session)
+            if session["kind"] == "video":
+                await self._finalize(request, config, session)
+            return str(session["urn"])
+        return upload
+
+    async def _api(self, request: PublishRequest, config: LinkedInConfig, method: str,
+                   path: str, **kwargs: Any) -> Answer:
+        """A versioned API call, its failure in the taxonomy."""
+        token = credential(request.credentials, "access_token", "linkedin")
+        secrets = secrets_of(request.credentials)
+        answer = await call(self.session, method, f"{config.api_base.rstrip('/')}{path}",
+                            platform="linkedin", secrets=secrets,
+                            headers=_headers(token, config), **kwargs)
+        if not answer.ok:
+            raise api_error(answer, secrets,
+                            refreshable=bool(request.credentials.get("refresh_token")))
+        return answer
+
+    async def _initialize(self, request: PublishRequest, config: LinkedInConfig,
+                          file: MediaFile) -> dict[str, Any]:
+        """`initializeUpload`: the asset's URN and the byte ranges to PUT where."""
+        kind = _kind(file.info)
+        size = file.info.size
+        if kind is None or size is None:
+            raise Permanent(f"linkedin: media {file.id} is not an image or video of known size")
+        init: dict[str, Any] = {"owner": config.author_urn}
+        if kind == "video":
+            init |= {"fileSizeBytes": size, "uploadCaptions": False, "uploadThumbnail": False}
+        answer = await self._api(request, config, "POST", f"/rest/{kind}s",
+                                 params={"action": "initializeUpload"},
+                                 json={"initializeUploadRequest": init})
+        value = answer.object().get("value")
+        value = value if isinstance(value, dict) else {}
+        urn = value.get(kind)
+        if kind == "image":
+            instructions = [{"uploadUrl": value.get("uploadUrl"), "firstByte": 0,
+                             "lastByte": size - 1}]
+            expires = value.get("uploadUrlExpiresAt")
+        else:
+            instructions = value.get("uploadInstructions") or []
+            expires = value.get("uploadUrlsExpireAt")
+        parts = [{"url": i.get("uploadUrl"), "first": i.get("firstByte"),
+                  "last": i.get("lastByte")} for i in instructions if isinstance(i, dict)]
+        if not isinstance(urn, str) or not parts or not all(
+                isinstance(p["url"], str) and isinstance(p["first"], int)
+                and isinstance(p["last"], int) for p in parts):
+            raise Transient(f"linkedin: initializeUpload answered without a {kind} URN and "
+                            f"upload URLs")
+        return {"kind": kind, "urn": urn, "parts": parts, "etags": [],
+                "token": value.get("uploadToken") or "",
+                "expires_ms": expires if isinstance(expires, int) else 0}
+
+    async def _put(self, request: PublishRequest, part: dict[str, Any],
+                   file: MediaFile) -> str:
+        """One byte range PUT to its upload URL, streamed; its ETag (a video's part id)."""
+        token = credential(request.credentials, "access_token", "linkedin")
+        secrets = secrets_of(request.credentials)
+        first, last = int(part["first"]), int(part["last"])
+        body = Streamed(file.chunks(UPLOAD_CHUNK, first, last + 1), last + 1 - first,
+                        "application/octet-stream")
+        answer = await call(self.session, "PUT", str(part["url"]), platform="linkedin",
+                            secrets=secrets, data=body, timeout_seconds=UPLOAD_TIMEOUT_SECONDS,
+                            headers={**bearer(token), "Content-Type": "application/octet-stream"})
+        if not answer.ok:
+            raise api_error(answer, secrets,
+                            refreshable=bool(request.credentials.get("refresh_token")))
+        return answer.headers.get("ETag", "")
+
+    async def _finalize(self, request: PublishRequest, config: LinkedInConfig,
+                        session: dict[str, Any]) -> None:
+        """`finalizeUpload` with the parts' ETags in order. A retry whose earlier finalize
+        was answered but lost finds the video past WAITING_UPLOAD and goes on."""
+        body = {"finalizeUploadRequest": {"video": session["urn"],
+                                          "uploadToken": session["token"],
+                                          "uploadedPartIds": session["etags"]}}
+        try:
+            await self._api(request, config, "POST", "/rest/videos",
+                            params={"action": "finalizeUpload"}, json=body)
+        except Permanent:
+            if await self._status(request, config, session["urn"]) in (None, "WAITING_UPLOAD"):
+                raise
+
+    async def _status(self, request: PublishRequest, config: LinkedInConfig,
+                      urn: str) -> str | None:
+        kind = "videos" if urn.startswith("urn:li:video:") else "images"
+        answer = await self._api(request, config, "GET", f"/rest/{kind}/{urn}")
+        status = answer.object().get("status")
+        return status if isinstance(status, str) else None
+
+    async def _available(self, request: PublishRequest, config: LinkedInConfig,
+                         urn: str) -> None:
+        """Wait until LinkedIn has processed the asset: PROCESSING_FAILED is Permanent, and
+        past the budget Transient (the retry polls the saved URN again)."""
+        wait = POLL_FIRST_SECONDS
+        spent = 0.0
+        while True:
+            status = await self._status(request, config, urn)
+            if status == "AVAILABLE":
+                return
+            if status == "PROCESSING_FAILED":
+                raise Permanent(f"linkedin: {urn} failed processing")
+            if spent >= PROCESSING_BUDGET_SECONDS:
+                raise Transient(f"linkedin: {urn} still {status} after "
+                                f"{PROCESSING_BUDGET_SECONDS:g} s")
+            await asyncio.sleep(wait * self.poll_scale)
+            spent += wait
+            wait = min(wait * 2, POLL_MAX_SECONDS)
 
     async def _create(self, request: PublishRequest, config: LinkedInConfig,
                       body: dict[str, Any]) -> Published:

@@ -8,17 +8,21 @@ from shared.providers.base import Permanent, Provider
 from shared.providers.bluesky import BlueskyProvider
 from shared.providers.discord import DiscordProvider
 from shared.providers.facebook import FacebookProvider
+from shared.providers.instagram import InstagramProvider
 from shared.providers.linkedin import LinkedInProvider
 from shared.providers.mastodon import MastodonProvider
 from shared.providers.slack import SlackProvider
 from shared.providers.telegram import TelegramProvider
+from shared.providers.tiktok import TikTokProvider
 from shared.providers.webhook import WebhookProvider
 from shared.providers.x import XProvider
+from shared.providers.youtube import YouTubeProvider
 
 PROVIDERS: dict[str, type[Provider]] = {
     cls.platform: cls
     for cls in (WebhookProvider, MastodonProvider, BlueskyProvider, XProvider, LinkedInProvider,
-                FacebookProvider, TelegramProvider, DiscordProvider, SlackProvider)
+                FacebookProvider, TelegramProvider, DiscordProvider, SlackProvider,
+                InstagramProvider, TikTokProvider, YouTubeProvider)
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -15,6 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.payload import AsyncIterablePayload
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from shared.logging import REDACTED, redact
@@ -181,6 +182,21 @@ async def call(
     except aiohttp.ClientError as exc:
         detail = scrub(str(exc), hidden)
         raise lost(f"{platform}: connection lost: {type(exc).__name__}: {detail}") from None
+
+
+class Streamed(AsyncIterablePayload):
+    """A request body (or one multipart part) sent from `chunks` as they come, never held whole
+    in memory, with its `size` declared: the request then carries a Content-Length instead of
+    chunked transfer encoding, which some upload endpoints refuse. Sent once: a retry makes a
+    new one."""
+
+    def __init__(self, chunks: AsyncIterable[bytes], size: int, content_type: str) -> None:
+        super().__init__(chunks, content_type=content_type)
+        self._declared = size
+
+    @property
+    def size(self) -> int:
+        return self._declared
 
 
 def answer_error(platform: str, answer: Answer, secrets: Iterable[str] = ()) -> str:

@@ -8,9 +8,10 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from pymongo import MongoClient
 
+from shared.redis_client import cluster_url
+from tests.redis_support import sync_redis
 from tools.localcluster import Cluster
 
 #: Election, lease and retry timings short enough for a test, long enough for a loaded machine.
@@ -67,6 +68,22 @@ def managed_cluster(
         if request.node.stash.get(FAILED, False):
             print(made.log_tails(60))
         _forget(env)
+    if cluster_url(env["REDIS_URL"]) is not None:
+        refused = _slot_errors(made)
+        assert not refused, f"Redis Cluster refused keys outside one slot: {refused[:5]}"
+
+
+#: How Redis Cluster (or redis-py's cluster client, before sending) refuses a command or a
+#: script whose keys are not all in one slot, or not on the node asked.
+SLOT_ERRORS = ("CROSSSLOT", "hash to the same slot", "non local key", "map to the same key slot")
+
+
+def _slot_errors(made: Cluster) -> list[str]:
+    """The lines of the nodes' logs where a slot error surfaced: the hash-tag claim (DESIGN §5)
+    broken somewhere the tests passed over."""
+    return [line for node in made.nodes if node.log_path.exists()
+            for line in node.log_path.read_text(errors="replace").splitlines()
+            if any(error in line for error in SLOT_ERRORS)]
 
 
 def _forget(env: dict[str, str]) -> None:
@@ -75,7 +92,7 @@ def _forget(env: dict[str, str]) -> None:
         mongo.drop_database(mongo.get_default_database().name)
     finally:
         mongo.close()
-    client = redis.Redis.from_url(env["REDIS_URL"])
+    client = sync_redis(env["REDIS_URL"])
     try:
         keys = list(client.scan_iter(match=f"herald:{{{env['HERALD_CLUSTER_NAME']}}}:*"))
         if keys:

@@ -57,6 +57,10 @@ class PlatformProcess(_Child):
     def control(self, **script: Any) -> dict[str, Any]:
         return self._call("POST", "/_control", script)
 
+    def faults(self, **script: Any) -> dict[str, Any]:
+        """The platform's own faults (`tests/emulators/scripted.py`)."""
+        return self._call("POST", "/_faults", script)
+
     def state(self) -> dict[str, Any]:
         return self._call("GET", "/_state")
 

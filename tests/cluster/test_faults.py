@@ -45,6 +45,7 @@ from tests.cluster.support import (
     wait_succeeded,
     webhook_account,
 )
+from tests.redis_support import sync_redis
 from tools import devservers
 from tools.localcluster import Cluster, Receiver, http_json
 
@@ -258,7 +259,7 @@ def test_leader_killed_during_window_check(cluster: Cluster) -> None:
     assert {p["jobs"][0]["state"] for p in posts} == {"pending"}, "the API staged some jobs"
 
     keys = Keys(cluster.env["HERALD_CLUSTER_NAME"])
-    client = redis.Redis.from_url(cluster.env["REDIS_URL"])
+    client = sync_redis(cluster.env["REDIS_URL"])
     with record(cluster.env) as db:
         deadline = time.monotonic() + horizon + 10
         while not db["jobs"].find_one({"staged_epoch": epoch}, {"_id": 1}):

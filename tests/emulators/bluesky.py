@@ -12,6 +12,14 @@ most 3 `langs`, facet shapes), and it refuses a key that is taken with the PDS's
 InternalServerError` (its repository tree throws on a second value under one key).
 `getRecord` is public and answers `400 RecordNotFound` for a missing key.
 
+Media: `uploadBlob` takes the raw body under its Content-Type (refused without one, or over
+`blob_limit`), keeps the blob's SHA-256 and answers the blob (`$type: blob`, `ref.$link`,
+`mimeType`, `size`). A post's embed is checked as the lexicons and the PDS check it:
+`app.bsky.embed.images` (1 to 4 images, each with `alt`, a blob of this repo's uploads with the
+same mimeType and size, `image/*`, at most 1,000,000 bytes, `aspectRatio` positive integers)
+or `app.bsky.embed.video` (one `video/mp4` blob of at most 100,000,000 bytes). A `reply` needs
+`root` and `parent` strong refs (uri and cid) of posts in this repo.
+
 Written independently of `shared.providers.bluesky`. `GET /_state` adds `calls` (the XRPC
 methods asked, in order) and `records`.
 """
@@ -30,11 +38,14 @@ import grapheme
 from aiohttp import web
 
 from tests.emulators.platform import PlatformEmulator, TokenBook, bearer, json_object
+from tests.emulators.uploads import Received, received
 
 TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 RECORD_KEY = re.compile(r"^[A-Za-z0-9._:~-]{1,512}$")
 DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 POST = "app.bsky.feed.post"
+MAX_IMAGE_BYTES = 1_000_000
+MAX_VIDEO_BYTES = 100_000_000
 ERROR_NAMES = {500: "InternalServerError", 501: "MethodNotImplemented", 502: "UpstreamFailure",
                503: "NotEnoughResources", 504: "UpstreamTimeout"}
 
@@ -92,8 +103,70 @@ def _post_problem(record: Any) -> str | None:
     return None
 
 
+def _embed_problem(embed: Any, blobs: dict[str, Received]) -> str | None:
+    """What the embed lexicons and the PDS's blob checks refuse, or None."""
+    prefix = f"Invalid {POST} record: Record/embed"
+    if not isinstance(embed, dict):
+        return f"{prefix} must be an object"
+    kind = embed.get("$type")
+    if kind == "app.bsky.embed.images":
+        images = embed.get("images")
+        if not isinstance(images, list) or not 1 <= len(images) <= 4:
+            return f"{prefix}/images must be an array of 1 to 4 images"
+        for n, image in enumerate(images):
+            if not isinstance(image, dict) or not isinstance(image.get("alt"), str):
+                return f'{prefix}/images/{n} must have the property "alt"'
+            ratio = image.get("aspectRatio")
+            if ratio is not None and not (isinstance(ratio, dict) and all(
+                    isinstance(ratio.get(k), int) and ratio[k] >= 1 for k in ("width", "height"))):
+                return f"{prefix}/images/{n}/aspectRatio must have positive width and height"
+            problem = _blob_problem(image.get("image"), blobs, f"{prefix}/images/{n}/image",
+                                    "image/", MAX_IMAGE_BYTES)
+            if problem:
+                return problem
+        return None
+    if kind == "app.bsky.embed.video":
+        return _blob_problem(embed.get("video"), blobs, f"{prefix}/video", "video/mp4",
+                             MAX_VIDEO_BYTES)
+    return f"{prefix} has an unknown $type: {kind}"
+
+
+def _blob_problem(blob: Any, blobs: dict[str, Received], where: str, accept: str,
+                  max_size: int) -> str | None:
+    if not isinstance(blob, dict) or blob.get("$type") != "blob" or not isinstance(
+            blob.get("ref"), dict):
+        return f"{where} should be a blob ref"
+    cid = blob["ref"].get("$link")
+    stored = blobs.get(cid) if isinstance(cid, str) else None
+    if stored is None:
+        return f"Could not find blob: {cid}"
+    if blob.get("mimeType") != stored.content_type or blob.get("size") != stored.size:
+        return f"{where} does not match the uploaded blob {cid}"
+    if not stored.content_type.startswith(accept):
+        return f"{where} has an unaccepted MIME type: {stored.content_type}"
+    if stored.size > max_size:
+        return f"{where} is too big: {stored.size} bytes, at most {max_size}"
+    return None
+
+
+def _reply_problem(reply: Any, records: dict[tuple[str, str, str], dict[str, Any]]) -> str | None:
+    prefix = f"Invalid {POST} record: Record/reply"
+    if not isinstance(reply, dict):
+        return f"{prefix} must be an object"
+    known = {(r["uri"], r["cid"]) for r in records.values()}
+    for name in ("root", "parent"):
+        ref = reply.get(name)
+        if not isinstance(ref, dict) or not all(isinstance(ref.get(k), str)
+                                                for k in ("uri", "cid")):
+            return f'{prefix} must have the property "{name}" with uri and cid'
+        if (ref["uri"], ref["cid"]) not in known:
+            return f"{prefix}/{name} names no post of this repo: {ref['uri']}"
+    return None
+
+
 class BlueskyEmulator(PlatformEmulator):
     platform = "bluesky"
+    client_max_size = MAX_VIDEO_BYTES + 1024 * 1024
 
     def __init__(self) -> None:
         super().__init__()
@@ -105,6 +178,10 @@ class BlueskyEmulator(PlatformEmulator):
         #: (repo DID, collection, rkey) -> {"uri", "cid", "value"}
         self.records: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.calls: list[str] = []
+        #: The PDS's blob upload limit (bsky.social takes video blobs up to 100 MB).
+        self.blob_limit = MAX_VIDEO_BYTES
+        #: cid -> the blob received
+        self.blobs: dict[str, Received] = {}
 
     # --- the platform's own answers ---------------------------------------------------------
 
@@ -131,7 +208,8 @@ class BlueskyEmulator(PlatformEmulator):
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "calls": self.calls,
-                "records": list(self.records.values())}
+                "records": list(self.records.values()),
+                "blobs": [b.state() for b in self.blobs.values()]}
 
     # --- routes -----------------------------------------------------------------------------
 
@@ -140,6 +218,7 @@ class BlueskyEmulator(PlatformEmulator):
         app.router.add_post("/xrpc/com.atproto.server.refreshSession", self._refresh_session)
         app.router.add_post("/xrpc/com.atproto.repo.createRecord", self._create_record)
         app.router.add_get("/xrpc/com.atproto.repo.getRecord", self._get_record)
+        app.router.add_post("/xrpc/com.atproto.repo.uploadBlob", self._upload_blob)
 
     def _session_body(self, access: str, refresh: str | None) -> dict[str, Any]:
         return {"accessJwt": access, "refreshJwt": refresh, "handle": self.handle,
@@ -213,6 +292,11 @@ class BlueskyEmulator(PlatformEmulator):
         if not TID.match(rkey):
             return _invalid(f"Invalid record key for {POST}: Invalid TID")
         problem = _post_problem(body["record"])
+        record = body["record"]
+        if problem is None and "embed" in record:
+            problem = _embed_problem(record["embed"], self.blobs)
+        if problem is None and "reply" in record:
+            problem = _reply_problem(record["reply"], self.records)
         if problem is not None:
             return _invalid(problem)
         key = (self.did, POST, rkey)
@@ -223,13 +307,35 @@ class BlueskyEmulator(PlatformEmulator):
         uri = f"at://{self.did}/{POST}/{rkey}"
         cid = _cid(body["record"])
         self.records[key] = {"uri": uri, "cid": cid, "value": body["record"]}
-        self.record(body["record"]["text"], id=uri, rkey=rkey, repo=self.did,
+        self.record(body["record"]["text"], id=uri, rkey=rkey, repo=self.did, cid=cid,
                     facets=body["record"].get("facets", []),
                     langs=body["record"].get("langs", []),
-                    created_at=body["record"]["createdAt"])
+                    created_at=body["record"]["createdAt"],
+                    embed=record.get("embed"), reply=record.get("reply"))
         return self.answer_lost(request, web.json_response({
             "uri": uri, "cid": cid, "commit": {"cid": _cid(uri), "rev": self._now_tid()},
             "validationStatus": "valid"}))
+
+    async def _upload_blob(self, request: web.Request) -> web.StreamResponse:
+        self.calls.append("uploadBlob")
+        refused = await self.guard(request)
+        if refused is not None:
+            return refused
+        did, refusal = self._authorized(request)
+        if refusal is not None or did is None:
+            return refusal or _xrpc_error(401, "AuthMissing", "Authentication Required")
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+        if not content_type or content_type == "*/*":
+            return _invalid("Request encoding (Content-Type) required but not provided")
+        data = await request.read()
+        if len(data) > self.blob_limit:
+            return _xrpc_error(413, "PayloadTooLarge", "request entity too large")
+        cid = "bafkrei" + base64.b32encode(hashlib.sha256(data).digest()).decode().lower(
+            ).rstrip("=")
+        self.blobs[cid] = received(cid, did, content_type, data)
+        return self.answer_lost(request, web.json_response({"blob": {
+            "$type": "blob", "ref": {"$link": cid}, "mimeType": content_type,
+            "size": len(data)}}))
 
     async def _get_record(self, request: web.Request) -> web.StreamResponse:
         self.calls.append("getRecord")

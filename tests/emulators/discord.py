@@ -8,6 +8,12 @@ with Token (`GET` on the same path) answers the webhook object with its `guild_i
 Every answer carries `X-RateLimit-*` headers of a 5 requests / 2 s bucket per webhook (as
 observed on Discord); only scripted faults answer 429, so tests never meet a real bucket.
 `global_rate_limit = True` makes the scripted 429 Discord's global one.
+
+Files: a multipart/form-data body with `payload_json` (the JSON body) and `files[n]` parts. As
+Discord, it refuses more than 10 files (50035 BASE_TYPE_MAX_LENGTH on `files`), a request over
+`upload_limit` bytes (413, 40005 Request entity too large), an `attachments` entry naming no
+sent file (50035 ATTACHMENT_NOT_FOUND) and a description over 1024 characters. Each file's
+SHA-256 is kept in the message's `attachments` (recorded with the post).
 """
 
 from __future__ import annotations
@@ -25,9 +31,13 @@ from typing import Any
 from aiohttp import web
 
 from tests.emulators.platform import PlatformEmulator, TokenBook
+from tests.emulators.uploads import form_fields, form_parts, received
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 MAX_CONTENT = 2000
+MAX_FILES = 10
+MAX_DESCRIPTION = 1024
+UPLOAD_LIMIT = 10 * 1024 * 1024
 BUCKET_LIMIT = 5
 BUCKET_SECONDS = 2.0
 MENTION_TYPES = frozenset({"roles", "users", "everyone"})
@@ -58,6 +68,9 @@ def field_error(name: str, code: str, message: str) -> dict[str, Any]:
 class DiscordEmulator(PlatformEmulator):
     platform = "discord"
 
+    #: Room to read a request over `upload_limit` and refuse it as Discord does.
+    client_max_size = 4 * UPLOAD_LIMIT
+
     def __init__(self) -> None:
         super().__init__()
         # Webhook tokens never expire; `expire_all` stands for the webhook being deleted.
@@ -65,6 +78,8 @@ class DiscordEmulator(PlatformEmulator):
         self.hooks: dict[str, Hook] = {}
         self.global_rate_limit = False
         self.webhook_reads = 0
+        #: The bytes of one request with files (Discord's default, without server boosts).
+        self.upload_limit = UPLOAD_LIMIT
         self._sequence = itertools.count()
 
     # --- what a platform provides -----------------------------------------------------------
@@ -181,12 +196,23 @@ class DiscordEmulator(PlatformEmulator):
         if thread_id is not None and not re.fullmatch(r"[0-9]{1,20}", thread_id):
             return form_error(field_error("thread_id", "NUMBER_TYPE_COERCE",
                                           f"Value \"{thread_id}\" is not snowflake."))
-        if request.content_type != "application/json":
+        files: list[dict[str, Any]] = []
+        if request.content_type == "multipart/form-data":
+            if len(await request.read()) > self.upload_limit:
+                return web.json_response({"message": "Request entity too large",
+                                          "code": 40005}, status=413)
+            read = await self._multipart(request)
+            if isinstance(read, web.Response):
+                return read
+            raw, files = read
+        elif request.content_type == "application/json":
+            raw = await request.read()
+        else:
             # What curl users meet: a body Discord does not read as JSON has no content.
             return web.json_response({"message": "Cannot send an empty message", "code": 50006},
                                      status=400)
         try:
-            body = json.loads(await request.read())
+            body = json.loads(raw)
         except ValueError:
             return web.json_response(
                 {"message": "The request body contains invalid JSON.", "code": 50109},
@@ -194,24 +220,75 @@ class DiscordEmulator(PlatformEmulator):
         if not isinstance(body, dict):
             return form_error(field_error("_root", "DICT_TYPE_CONVERT", "Only dictionaries "
                                           "may be used in a DictType"))
-        errors = self._body_errors(body)
+        errors = self._body_errors(body) | self._attachment_errors(body, files)
         if errors:
             return form_error(errors)
         content = body.get("content") or ""
-        if not content.strip() and not any(body.get(k) for k in ("embeds", "components",
-                                                                   "poll")):
+        if not content.strip() and not files and not any(
+                body.get(k) for k in ("embeds", "components", "poll")):
             return web.json_response({"message": "Cannot send an empty message", "code": 50006},
                                      status=400)
         message = self._message(hook, body, thread_id or hook.channel_id)
+        message["attachments"] = [
+            {k: v for k, v in f.items() if k != "sha256"} for f in files]
         self.record(content, id=message["id"], channel_id=message["channel_id"],
                     webhook_id=hook.webhook_id, payload=body, wait=wait in TRUE_VALUES,
-                    mention_everyone=message["mention_everyone"])
+                    mention_everyone=message["mention_everyone"], attachments=files)
         response: web.StreamResponse
         if wait in TRUE_VALUES:
             response = web.json_response(message, headers=headers)
         else:
             response = web.Response(status=204, headers=headers)
         return self.answer_lost(request, response)
+
+    async def _multipart(self, request: web.Request
+                         ) -> tuple[bytes, list[dict[str, Any]]] | web.Response:
+        """`payload_json` and the `files[n]` parts, each file as its attachment object."""
+        parts = await form_parts(request)
+        if parts is None:
+            return web.json_response({"message": "Cannot send an empty message", "code": 50006},
+                                     status=400)
+        named = form_fields(parts)
+        payload = named.get("payload_json", [])
+        sent = {int(p.name[6:-1]): p for p in parts
+                if re.fullmatch(r"files\[[0-9]{1,2}\]", p.name) and p.filename is not None}
+        if len(sent) > MAX_FILES:
+            return form_error(field_error("files", "BASE_TYPE_MAX_LENGTH",
+                                          f"Must be {MAX_FILES} or fewer in length."))
+        files = []
+        for n, part in sorted(sent.items()):
+            file = received(str(n), "", part.content_type or "application/octet-stream",
+                            part.data)
+            files.append({"id": self.snowflake(), "n": n, "filename": part.filename,
+                          "size": file.size, "content_type": file.content_type,
+                          "sha256": file.sha256,
+                          "url": f"{self.base_url}/attachments/{part.filename}"})
+        return (payload[0].data if payload else b"{}"), files
+
+    @staticmethod
+    def _attachment_errors(body: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, Any]:
+        """Each `attachments` entry must name a sent file (`id` n of `files[n]`); its
+        description becomes the file's."""
+        attachments = body.get("attachments")
+        if attachments is None:
+            return {}
+        if not isinstance(attachments, list) or not all(isinstance(a, dict)
+                                                        for a in attachments):
+            return field_error("attachments", "LIST_TYPE_CONVERT", "Must be a list.")
+        by_n = {f["n"]: f for f in files}
+        for attachment in attachments:
+            n = attachment.get("id")
+            n = int(n) if isinstance(n, int | str) and str(n).isdigit() else None
+            if n not in by_n:
+                return field_error("attachments", "ATTACHMENT_NOT_FOUND",
+                                   "Attachment data not found")
+            description = attachment.get("description")
+            if description is not None:
+                if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+                    return field_error("attachments", "BASE_TYPE_MAX_LENGTH",
+                                       f"Must be {MAX_DESCRIPTION} or fewer in length.")
+                by_n[n]["description"] = description
+        return {}
 
     @staticmethod
     def _body_errors(body: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,17 @@ under one root (point both `api_base` and `auth_base` at it):
 - `GET /{version}/{page}/published_posts` (and `GET .../feed`) with `since`, `until`, `fields`,
   `limit` and cursor paging.
 
+Media: `POST /{version}/{page}/photos` takes the file as the multipart part `source` (JPEG,
+PNG, GIF, BMP or TIFF of at most 4 MB; code 324 otherwise), with `message` and
+`alt_text_custom`; published (the default) it makes a post and answers `id` and `post_id`,
+with `published=false` only `id`, for a feed post's `attached_media[n]` (`{"media_fbid"}`),
+which must name an unpublished photo of the same Page, attached once. `POST
+/{version}/{page}/videos` is the resumable upload: `upload_phase=start` (`file_size`) answers
+the session, the video id and the first range of `video_chunk_size` bytes; `transfer` must
+send exactly the range at `start_offset` as `video_file_chunk` and is answered with the next;
+`finish` once every byte is in makes the post (`description` as its message). Each received
+file's SHA-256 is kept (`media` in `/_state`).
+
 Errors are Graph's body `{"error": {"message", "type", "code", "error_subcode", "fbtrace_id",
 "is_transient"}}`; throttling carries the usage headers with `estimated_time_to_regain_access`
 in minutes. `throttle_code` chooses which throttle `rate_limited` plays (32 Page, 4 app, 17
@@ -22,6 +33,7 @@ user, 80001 Page business use case, 613 endpoint). Access tokens are accepted as
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 import json
 import math
@@ -38,6 +50,7 @@ from tests.emulators.platform import (
     request_params,
     utf16_units,
 )
+from tests.emulators.uploads import FormPart, form_parts
 
 CLIENT_ID = "herald-test-client"
 CLIENT_SECRET = "herald-test-secret"
@@ -55,6 +68,8 @@ LONG_TTL = 60 * 86400.0
 #: "Never expires", kept finite so `expire_all` can still move it into the past.
 FOREVER = 100 * 365 * 86400.0
 MAX_MESSAGE = 63_206
+PHOTO_TYPES = frozenset({"image/jpeg", "image/bmp", "image/png", "image/gif", "image/tiff"})
+MAX_PHOTO_BYTES = 4 * 1024 * 1024
 THROTTLES = {
     4: "(#4) Application request limit reached",
     17: "(#17) User request limit reached",
@@ -95,6 +110,8 @@ def _uncursor(value: str) -> int | None:
 
 class FacebookEmulator(PlatformEmulator):
     platform = "facebook"
+    #: Room for a photo, or one video range, and the form around it.
+    client_max_size = 16 * 1024 * 1024
 
     def __init__(self) -> None:
         super().__init__()
@@ -106,6 +123,12 @@ class FacebookEmulator(PlatformEmulator):
         #: Every Graph request, tokens included, for tests to assert on.
         self.received: list[dict[str, Any]] = []
         self._post_numbers = itertools.count(900000000000001)
+        #: media id -> {"kind", "page_id", "sha256", "size", "published", "attached_to", ...}
+        self.media: dict[str, dict[str, Any]] = {}
+        #: upload session id -> {"video_id", "page_id", "size", "data"}
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.video_chunk_size = 1024 * 1024
+        self._media_numbers = itertools.count(500000000000001)
 
     # --- what a platform provides -----------------------------------------------------------
 
@@ -115,6 +138,8 @@ class FacebookEmulator(PlatformEmulator):
         app.router.add_route("POST", f"/{VERSION}/oauth/access_token", self._access_token)
         app.router.add_get(f"/{VERSION}/me/accounts", self._accounts)
         app.router.add_post(f"/{VERSION}/{{page_id:[0-9]+}}/feed", self._create_post)
+        app.router.add_post(f"/{VERSION}/{{page_id:[0-9]+}}/photos", self._photo)
+        app.router.add_post(f"/{VERSION}/{{page_id:[0-9]+}}/videos", self._video)
         app.router.add_get(f"/{VERSION}/{{page_id:[0-9]+}}/feed", self._posts)
         app.router.add_get(f"/{VERSION}/{{page_id:[0-9]+}}/published_posts", self._posts)
         app.router.add_route("*", "/{path:.*}", self._unknown)
@@ -150,7 +175,7 @@ class FacebookEmulator(PlatformEmulator):
             "platform": "facebook",
             "name": "emulated-facebook-page",
             "config": {"api_base": self.base_url, "auth_base": self.base_url,
-                       "page_id": PAGE_ID},
+                       "video_api_base": self.base_url, "page_id": PAGE_ID},
             "credentials": {"page_access_token": self.page_token(PAGE_ID)},
         }
 
@@ -167,14 +192,21 @@ class FacebookEmulator(PlatformEmulator):
         return self._issue("page", page_id, scope, ttl)
 
     def state(self) -> dict[str, Any]:
-        return {**super().state(), "received": self.received}
+        return {**super().state(), "received": self.received,
+                "media": [{"id": k, **{f: v for f, v in m.items() if f != "data"}}
+                          for k, m in self.media.items()]}
 
     # --- requests ---------------------------------------------------------------------------
 
     async def _params(self, request: web.Request) -> dict[str, Any]:
         """Graph takes parameters in the query, a form or a JSON body, merged; a JSON body that
         is not an object adds none."""
-        params = await request_params(request)
+        if request.content_type == "multipart/form-data":
+            parts = await form_parts(request) or []
+            params: dict[str, Any] | None = {
+                **request.query, **{p.name: p.text() for p in parts if p.filename is None}}
+        else:
+            params = await request_params(request)
         if params is None:
             params = dict(request.query)
         self.received.append({"method": request.method, "path": request.path,
@@ -334,17 +366,130 @@ class FacebookEmulator(PlatformEmulator):
             return access
         params, token = access
         page_id = request.match_info["page_id"]
+        attached = self._attached_media(params, page_id)
+        if isinstance(attached, web.Response):
+            return attached
         message = params.get("message")
         if not isinstance(message, str) or not message.strip():
-            if not params.get("link"):
+            if not params.get("link") and not attached:
                 return graph_error(400, "(#100) Missing message or attachment", 100)
             message = ""
         if utf16_units(message) > MAX_MESSAGE:
             return graph_error(400, f"(#100) Param message must be at most {MAX_MESSAGE} "
                                f"characters long", 100)
         post_id = f"{page_id}_{next(self._post_numbers)}"
-        self.record(message, id=post_id, page_id=page_id, access_token=token)
+        for media_id in attached:
+            self.media[media_id]["attached_to"] = post_id
+        self.record(message, id=post_id, page_id=page_id, access_token=token, media=attached)
         return self.answer_lost(request, web.json_response({"id": post_id}))
+
+    def _attached_media(self, params: dict[str, Any], page_id: str) -> list[str] | web.Response:
+        """`attached_media[n]` in order: each an unpublished photo of the Page, unattached."""
+        found: list[str] = []
+        for n in itertools.count():
+            value = params.get(f"attached_media[{n}]")
+            if value is None:
+                return found
+            try:
+                media_id = str(json.loads(str(value)).get("media_fbid"))
+            except (ValueError, AttributeError):
+                media_id = ""
+            media = self.media.get(media_id)
+            if media is None or media["page_id"] != page_id or media["published"] or media.get(
+                    "attached_to"):
+                return graph_error(400, f"(#100) param attached_media[{n}] must be a valid "
+                                   f"unpublished photo of this Page", 100)
+            found.append(media_id)
+        return found
+
+    async def _photo(self, request: web.Request) -> web.StreamResponse:
+        access = await self._page_access(
+            request, "pages_manage_posts",
+            "(#200) If posting to a page, requires both pages_read_engagement and "
+            "pages_manage_posts as an admin with sufficient administrative permission")
+        if isinstance(access, web.StreamResponse):
+            return access
+        params, token = access
+        page_id = request.match_info["page_id"]
+        files = [p for p in await form_parts(request) or []
+                 if p.name == "source" and p.filename is not None]
+        if not files:
+            return graph_error(400, "(#324) Requires upload file", 324)
+        source = files[0]
+        content_type = (source.content_type or "").split(";")[0]
+        if content_type not in PHOTO_TYPES or len(source.data) > MAX_PHOTO_BYTES:
+            return graph_error(400, "(#324) Missing or invalid image file", 324)
+        published = str(params.get("published", "true")).lower() != "false"
+        message = str(params.get("message") or "")
+        media_id = str(next(self._media_numbers))
+        self.media[media_id] = self._file(source, "photo", page_id, published=published,
+                                          alt_text=params.get("alt_text_custom"))
+        if not published:
+            return self.answer_lost(request, web.json_response({"id": media_id}))
+        post_id = f"{page_id}_{next(self._post_numbers)}"
+        self.media[media_id]["attached_to"] = post_id
+        self.record(message, id=post_id, page_id=page_id, access_token=token, media=[media_id])
+        return self.answer_lost(request, web.json_response({"id": media_id,
+                                                            "post_id": post_id}))
+
+    @staticmethod
+    def _file(part: FormPart, kind: str, page_id: str, **details: Any) -> dict[str, Any]:
+        return {"kind": kind, "page_id": page_id, "content_type": part.content_type,
+                "size": len(part.data), "sha256": hashlib.sha256(part.data).hexdigest(),
+                **details}
+
+    async def _video(self, request: web.Request) -> web.StreamResponse:
+        access = await self._page_access(
+            request, "pages_manage_posts",
+            "(#200) If posting to a page, requires both pages_read_engagement and "
+            "pages_manage_posts as an admin with sufficient administrative permission")
+        if isinstance(access, web.StreamResponse):
+            return access
+        params, token = access
+        page_id = request.match_info["page_id"]
+        phase = params.get("upload_phase")
+        if phase == "start":
+            size = str(params.get("file_size", ""))
+            if not size.isdigit() or int(size) <= 0:
+                return graph_error(400, "(#100) file_size must be a positive integer", 100)
+            session_id = str(next(self._media_numbers))
+            video_id = str(next(self._media_numbers))
+            self.sessions[session_id] = {"video_id": video_id, "page_id": page_id,
+                                         "size": int(size), "data": bytearray()}
+            return self.answer_lost(request, web.json_response({
+                "upload_session_id": session_id, "video_id": video_id, "start_offset": "0",
+                "end_offset": str(min(self.video_chunk_size, int(size)))}))
+        session = self.sessions.get(str(params.get("upload_session_id")))
+        if session is None or session["page_id"] != page_id:
+            return graph_error(400, "(#6000) There was a problem uploading your video file. "
+                               "Please try again.", 6000, subcode=1363019)
+        data: bytearray = session["data"]
+        if phase == "transfer":
+            start = str(params.get("start_offset", ""))
+            chunks = [p for p in await form_parts(request) or []
+                      if p.name == "video_file_chunk" and p.filename is not None]
+            expected = min(len(data) + self.video_chunk_size, session["size"]) - len(data)
+            if not chunks or start != str(len(data)) or len(chunks[0].data) != expected:
+                return graph_error(400, "(#6001) There was a problem uploading your video. "
+                                   "Please try again.", 6001, subcode=1363037)
+            data += chunks[0].data
+            nxt = min(len(data) + self.video_chunk_size, session["size"])
+            return self.answer_lost(request, web.json_response({
+                "start_offset": str(len(data)), "end_offset": str(nxt)}))
+        if phase == "finish":
+            if len(data) != session["size"] or session.get("finished"):
+                return graph_error(400, "(#6000) There was a problem uploading your video "
+                                   "file. Please try again.", 6000, subcode=1363019)
+            session["finished"] = True
+            video_id = session["video_id"]
+            self.media[video_id] = {"kind": "video", "page_id": page_id, "size": len(data),
+                                    "sha256": hashlib.sha256(bytes(data)).hexdigest(),
+                                    "published": True}
+            message = str(params.get("description") or "")
+            self.record(message, id=f"{page_id}_{video_id}", page_id=page_id,
+                        access_token=token, media=[video_id])
+            return self.answer_lost(request, web.json_response({"success": True}))
+        return graph_error(400, "(#100) upload_phase must be start, transfer or finish", 100)
 
     async def _posts(self, request: web.Request) -> web.StreamResponse:
         access = await self._page_access(

@@ -16,15 +16,27 @@ unescaped reserved character cuts the shown text there (LinkedIn's silent trunca
 post is recorded with the commentary as received, the text as shown, `mangled` when it was
 cut, and the headers that matter. The default OAuth client is `herald-test-client` /
 `herald-test-secret`; every member administers `ORGANIZATION`.
+
+Media: the Images API (`POST /rest/images?action=initializeUpload` with an `owner` the token
+may post for; one PUT of the bytes to the `uploadUrl`) and the Videos API (`POST
+/rest/videos?action=initializeUpload` with `fileSizeBytes`, answered with `uploadInstructions`
+of `video_part_size` byte ranges; each PUT must carry exactly its range and is answered with
+an ETag; `finalizeUpload` must name every ETag in order). An asset is WAITING_UPLOAD, then
+PROCESSING for `processing_polls` reads of `GET /rest/{images,videos}/{urn}`, then AVAILABLE.
+A post's `content.media.id` (one image or video) or `content.multiImage.images` (2-20 images)
+must name AVAILABLE assets of the post's author (422 otherwise). Each asset keeps its bytes'
+SHA-256 (`assets` in `/_state`); `puts` counts the PUTs received.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import secrets
 import string
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -35,6 +47,7 @@ from tests.emulators.platform import (
     AuthCodes,
     PlatformEmulator,
     TokenBook,
+    json_object,
     oauth_error,
     utf16_units,
 )
@@ -62,6 +75,32 @@ LIFECYCLE = frozenset({"PUBLISHED", "DRAFT"})
 _MENTION = re.compile(r"@\[(?P<name>[^\]]*)\]\((?P<urn>urn:li:[A-Za-z]+:[^)\s]+)\)")
 _HASHTAG_TEMPLATE = re.compile(r"\{hashtag\|(?P<sign>\\?#|\uff03)\|(?P<tag>[^|{}]+)\}")
 _HASHTAG = re.compile(r"#\w+")
+
+
+@dataclass
+class Asset:
+    """An image or video being uploaded: its ranges, the parts received, its state."""
+
+    urn: str
+    kind: str
+    owner: str
+    ranges: list[tuple[int, int]]
+    upload_token: str = ""
+    parts: dict[int, bytes] = field(default_factory=dict)
+    etags: dict[int, str] = field(default_factory=dict)
+    status: str = "WAITING_UPLOAD"
+    polls_left: int = 0
+    sha256: str = ""
+    size: int = 0
+
+    def state(self) -> dict[str, Any]:
+        return {"urn": self.urn, "kind": self.kind, "owner": self.owner,
+                "status": self.status, "sha256": self.sha256, "size": self.size,
+                "parts": len(self.ranges)}
+
+    def complete(self) -> None:
+        data = b"".join(self.parts[n] for n in range(len(self.ranges)))
+        self.sha256, self.size = hashlib.sha256(data).hexdigest(), len(data)
 
 
 def li_error(status: int, message: str, *, code: str | None = None,
@@ -111,6 +150,8 @@ def months(version: str) -> int | None:
 
 class LinkedInEmulator(PlatformEmulator):
     platform = "linkedin"
+    #: Room for a video part, or a whole image.
+    client_max_size = 64 * 1024 * 1024
 
     def __init__(self) -> None:
         super().__init__()
@@ -125,6 +166,13 @@ class LinkedInEmulator(PlatformEmulator):
         self.refresh_issued: dict[str, float] = {}
         self.members: dict[str, str] = {}
         self._post_ids = itertools.count(7_400_000_000_000_000_001)
+        self.assets: dict[str, Asset] = {}
+        #: Bytes per range of a video's `uploadInstructions` (LinkedIn's are 4 MB).
+        self.video_part_size = 4 * 1024 * 1024
+        #: Status reads an uploaded asset stays PROCESSING for.
+        self.processing_polls = 2
+        self.puts = 0
+        self._asset_ids = itertools.count(1)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/oauth/v2/authorization", self._authorize)
@@ -132,6 +180,15 @@ class LinkedInEmulator(PlatformEmulator):
         app.router.add_get("/v2/userinfo", self._userinfo)
         app.router.add_post("/rest/posts", self._post)
         app.router.add_get("/rest/posts", self._get)
+        app.router.add_post("/rest/images", self._initialize_or_finalize)
+        app.router.add_post("/rest/videos", self._initialize_or_finalize)
+        app.router.add_get("/rest/images/{urn}", self._asset)
+        app.router.add_get("/rest/videos/{urn}", self._asset)
+        app.router.add_put("/dms-uploads/{asset}/{part}", self._put)
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "assets": [a.state() for a in self.assets.values()],
+                "puts": self.puts}
 
     # --- the platform's own answers ---------------------------------------------------------
 
@@ -357,6 +414,9 @@ class LinkedInEmulator(PlatformEmulator):
         author, commentary = body["author"], body["commentary"]
         if not self._may(member, scopes, author, write=True):
             return self._denied("partnerApiPostsExternal.CREATE.20260901")
+        media = self._content_media(body.get("content"), author)
+        if isinstance(media, web.Response):
+            return media
         text, mangled = shown(commentary)
         if utf16_units(text) > MAX_COMMENTARY:
             return li_error(422, f"ERROR :: /commentary :: length {utf16_units(text)} exceeds the "
@@ -376,11 +436,167 @@ class LinkedInEmulator(PlatformEmulator):
                     "status": 422}, status=422)
         urn = f"urn:li:share:{next(self._post_ids)}"
         self.record(text, id=urn, author=author, commentary=commentary, mangled=mangled,
-                    body=body, created_ms=int(now * 1000), headers={
+                    body=body, created_ms=int(now * 1000), media=media, headers={
                         k: request.headers.get(k, "") for k in (
                             "LinkedIn-Version", "X-Restli-Protocol-Version", "Content-Type")})
         response = web.Response(status=201, headers={"x-restli-id": urn, "x-linkedin-id": urn})
         return self.answer_lost(request, response)
+
+    # --- media ------------------------------------------------------------------------------
+
+    def _content_media(self, content: Any, author: str) -> list[str] | web.Response:
+        """The URNs a post's `content` names, each an AVAILABLE asset of the author."""
+        if content is None:
+            return []
+        if not isinstance(content, dict) or len(content) != 1:
+            return li_error(422, "ERROR :: /content :: must have exactly one member\n")
+        if "media" in content:
+            media = content["media"]
+            urns = [media.get("id")] if isinstance(media, dict) else [None]
+        elif "multiImage" in content:
+            images = content["multiImage"].get("images") if isinstance(
+                content["multiImage"], dict) else None
+            if not isinstance(images, list) or not 2 <= len(images) <= 20:
+                return li_error(422, "ERROR :: /content/multiImage/images :: must have 2 to "
+                                     "20 images\n")
+            urns = [i.get("id") if isinstance(i, dict) else None for i in images]
+            if not all(isinstance(u, str) and u.startswith("urn:li:image:") for u in urns):
+                return li_error(422, "ERROR :: /content/multiImage/images :: only images\n")
+        else:
+            return li_error(422, f"ERROR :: /content :: {next(iter(content))} is not "
+                                 f"supported here\n")
+        for urn in urns:
+            asset = self.assets.get(urn) if isinstance(urn, str) else None
+            if asset is None or asset.owner != author:
+                return li_error(422, f"ERROR :: /content :: {urn} does not exist or is not "
+                                     f"the author's\n")
+            if asset.status != "AVAILABLE":
+                return li_error(422, f"ERROR :: /content :: {urn} is {asset.status}, not "
+                                     f"AVAILABLE\n")
+        return [str(u) for u in urns]
+
+    async def _initialize_or_finalize(self, request: web.Request) -> web.StreamResponse:
+        member, scopes, refusal = await self._authenticate(request)
+        if refusal is not None:
+            return refusal
+        refusal = self._versioned(request)
+        if refusal is not None:
+            return refusal
+        kind = "image" if request.path.endswith("/images") else "video"
+        action = request.query.get("action")
+        body = await json_object(request)
+        if body is None:
+            return li_error(400, "Request body must be a JSON object")
+        if action == "initializeUpload":
+            return self._initialize(request, member, scopes, kind, body)
+        if action == "finalizeUpload" and kind == "video":
+            return self._finalize(request, member, body)
+        return li_error(400, "Resource method could not be resolved from request parameters.",
+                        code="ILLEGAL_ARGUMENT")
+
+    def _initialize(self, request: web.Request, member: str, scopes: set[str], kind: str,
+                    body: dict[str, Any]) -> web.StreamResponse:
+        init = body.get("initializeUploadRequest")
+        owner = init.get("owner") if isinstance(init, dict) else None
+        if not isinstance(owner, str):
+            return li_error(422, "ERROR :: /initializeUploadRequest/owner :: field is "
+                                 "required but not found and has no default value\n")
+        if not self._may(member, scopes, owner, write=True):
+            return self._denied(f"{kind}s.ACTION-initializeUpload")
+        asset_id = f"C4E{next(self._asset_ids):07d}"
+        urn = f"urn:li:{kind}:{asset_id}"
+        expires = int((time.time() + 24 * 3600) * 1000)
+        if kind == "image":
+            asset = Asset(urn, kind, owner, [(0, -1)])
+            self.assets[urn] = asset
+            return self.answer_lost(request, web.json_response({"value": {
+                "uploadUrlExpiresAt": expires, "image": urn,
+                "uploadUrl": f"{self.base_url}/dms-uploads/{asset_id}/0?ca=vector_feedshare"
+                             f"&sig={secrets.token_urlsafe(8)}"}}))
+        assert isinstance(init, dict)
+        size = init.get("fileSizeBytes")
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            return li_error(422, "ERROR :: /initializeUploadRequest/fileSizeBytes :: field is "
+                                 "required and must be a positive integer\n")
+        step = self.video_part_size
+        ranges = [(first, min(first + step, size) - 1) for first in range(0, size, step)]
+        asset = Asset(urn, kind, owner, ranges, upload_token=secrets.token_hex(8))
+        self.assets[urn] = asset
+        return self.answer_lost(request, web.json_response({"value": {
+            "uploadUrlsExpireAt": expires, "video": urn, "uploadToken": asset.upload_token,
+            "uploadInstructions": [
+                {"uploadUrl": f"{self.base_url}/dms-uploads/{asset_id}/{n}"
+                              f"?sig={secrets.token_urlsafe(8)}",
+                 "firstByte": first, "lastByte": last}
+                for n, (first, last) in enumerate(ranges)]}}))
+
+    def _finalize(self, request: web.Request, member: str, body: dict[str, Any]
+                  ) -> web.StreamResponse:
+        final = body.get("finalizeUploadRequest")
+        final = final if isinstance(final, dict) else {}
+        asset = self.assets.get(str(final.get("video")))
+        if asset is None or asset.owner not in (f"urn:li:person:{member}", ORGANIZATION):
+            return li_error(404, "Not Found", code="NOT_FOUND")
+        if asset.status != "WAITING_UPLOAD":
+            return li_error(400, f"{asset.urn} is already finalized", code="ILLEGAL_ARGUMENT")
+        expected = [asset.etags.get(n) for n in range(len(asset.ranges))]
+        if final.get("uploadToken") != asset.upload_token or final.get(
+                "uploadedPartIds") != expected or None in expected:
+            return li_error(400, "uploadedPartIds do not match the parts uploaded",
+                            code="ILLEGAL_ARGUMENT")
+        asset.complete()
+        asset.status, asset.polls_left = "PROCESSING", self.processing_polls
+        return self.answer_lost(request, web.Response(status=200))
+
+    async def _put(self, request: web.Request) -> web.StreamResponse:
+        fault = await self.guard(request)
+        if fault is not None:
+            return fault
+        self.puts += 1
+        grant, _state = self.bearer_grant(request)
+        if grant is None:
+            return li_error(401, "Invalid access token", code="INVALID_ACCESS_TOKEN")
+        asset = next((a for a in self.assets.values()
+                      if a.urn.endswith(":" + request.match_info["asset"])), None)
+        part = request.match_info["part"]
+        if asset is None or not part.isdigit() or int(part) >= len(asset.ranges):
+            return web.Response(status=404)
+        if asset.status != "WAITING_UPLOAD":
+            return li_error(400, "The upload is already complete")
+        data = await request.read()
+        first, last = asset.ranges[int(part)]
+        if last >= 0 and len(data) != last + 1 - first:
+            return li_error(400, f"Part {part} must be {last + 1 - first} bytes, got "
+                                 f"{len(data)}")
+        if not data:
+            return li_error(400, "Empty upload")
+        asset.parts[int(part)] = data
+        etag = hashlib.md5(data).hexdigest()  # an ETag, not a secret
+        asset.etags[int(part)] = etag
+        if asset.kind == "image":
+            asset.complete()
+            asset.status, asset.polls_left = "PROCESSING", self.processing_polls
+        return self.answer_lost(request, web.Response(status=201, headers={"ETag": etag}))
+
+    async def _asset(self, request: web.Request) -> web.StreamResponse:
+        member, scopes, refusal = await self._authenticate(request)
+        if refusal is not None:
+            return refusal
+        refusal = self._versioned(request)
+        if refusal is not None:
+            return refusal
+        asset = self.assets.get(request.match_info["urn"])
+        if asset is None or not self._may(member, scopes, asset.owner, write=True):
+            return li_error(404, "Not Found", code="NOT_FOUND")
+        if asset.status == "PROCESSING":
+            asset.polls_left -= 1
+            if asset.polls_left < 0:
+                asset.status = "AVAILABLE"
+        document: dict[str, Any] = {"id": asset.urn, "owner": asset.owner,
+                                    "status": asset.status}
+        if asset.status == "AVAILABLE":
+            document["downloadUrl"] = f"{self.base_url}/dms/{asset.urn}"
+        return web.json_response(document)
 
     async def _find(self, request: web.Request, raw: str) -> web.StreamResponse:
         member, scopes, refusal = await self._authenticate(request)

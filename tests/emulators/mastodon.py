@@ -8,8 +8,19 @@ mention as its local part), deduplicating on `Idempotency-Key` per account, and 
 Mastodon's error bodies. It also serves the reads a lookup makes (`verify_credentials`, an
 account's statuses, a status' source). Written independently of `shared.providers.mastodon`.
 
-Tests in the same process may change `max_characters` and `url_characters` directly.
-`GET /_state` adds `calls`, the routes asked, in order.
+Media: `POST /api/v2/media` takes a multipart `file` (and `description`), refuses a type the
+instance does not list and a file over its size limit (422), keeps the file's SHA-256, and
+answers an image at once (200 with its `url`, as 4.0+ processes images synchronously) and a
+video or audio file with 202 and `url: null`: processing is done after `processing_polls` reads
+of `GET /api/v1/media/:id` (206 until then, 200 with the url after; 404 once the file is
+attached to a status, as that method shows only unattached files). A status names its
+files in `media_ids[]` and is refused as Mastodon's PostStatusService refuses it: a file that
+is unknown, another account's or already attached; more than 4; a video beside other files;
+a file still processing. `in_reply_to_id` must name a status that exists.
+
+Tests in the same process may change `max_characters`, `url_characters`, `processing_polls`
+and the size limits directly. `GET /_state` adds `calls`, the routes asked, in order, and
+`media`, each received file.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from tests.emulators.platform import (
     oauth_error,
     request_params,
 )
+from tests.emulators.uploads import Received, form_fields, form_parts, received
 
 INVALID_TOKEN = "The access token is invalid"
 OUT_OF_SCOPE = "This action is outside the authorized scopes"
@@ -42,6 +54,9 @@ VISIBILITIES = ("public", "unlisted", "private", "direct")
 NEVER = 10 * 365 * 24 * 3600.0
 #: The scopes of the token `account()` hands out, as if granted to Herald's app.
 ACCOUNT_SCOPES = "write:statuses write:media read:accounts read:statuses"
+MAX_MEDIA = 4
+SUPPORTED_MIME_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4",
+                        "video/webm", "video/quicktime", "audio/mpeg"]
 _URL = re.compile(r"https?://[^\s<>\"]+[^\s<>\".,;:!?)]", re.IGNORECASE)
 _REMOTE_MENTION = re.compile(r"(?<![=/\w])@(\w+(?:[.-]+\w+)*)@\w+(?:[.-]+\w+)*")
 
@@ -63,6 +78,7 @@ def _length(text: str, url_characters: int) -> int:
 
 class MastodonEmulator(PlatformEmulator):
     platform = "mastodon"
+    client_max_size = 100 * 1024 * 1024
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,6 +95,13 @@ class MastodonEmulator(PlatformEmulator):
         self.statuses: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []
         self._ids = itertools.count(1)
+        self.image_size_limit = 16 * 1024 * 1024
+        self.video_size_limit = 99 * 1024 * 1024
+        #: Reads of `GET /api/v1/media/:id` before a new video or audio file is processed.
+        self.processing_polls = 2
+        self.media: dict[str, Received] = {}
+        #: media id -> the status it is attached to
+        self.attached: dict[str, str] = {}
 
     # --- the platform's own answers ---------------------------------------------------------
 
@@ -108,7 +131,8 @@ class MastodonEmulator(PlatformEmulator):
                 "credentials": {"access_token": grant.access_token}}
 
     def state(self) -> dict[str, Any]:
-        return {**super().state(), "calls": self.calls}
+        return {**super().state(), "calls": self.calls,
+                "media": [m.state() for m in self.media.values()]}
 
     # --- routes -----------------------------------------------------------------------------
 
@@ -119,6 +143,8 @@ class MastodonEmulator(PlatformEmulator):
         app.router.add_post("/oauth/token", self._token)
         app.router.add_get("/api/v2/instance", self._instance)
         app.router.add_post("/api/v1/statuses", self._create_status)
+        app.router.add_post("/api/v2/media", self._upload_media)
+        app.router.add_get("/api/v1/media/{id}", self._get_media)
         app.router.add_get("/api/v1/accounts/verify_credentials", self._verify_credentials)
         app.router.add_get("/api/v1/accounts/{id}/statuses", self._account_statuses)
         app.router.add_get("/api/v1/statuses/{id}/source", self._source)
@@ -232,9 +258,15 @@ class MastodonEmulator(PlatformEmulator):
             return refused
         return web.json_response({
             "domain": request.host, "title": "Herald test instance", "version": "4.5.0",
-            "configuration": {"statuses": {
-                "max_characters": self.max_characters, "max_media_attachments": 4,
-                "characters_reserved_per_url": self.url_characters}}})
+            "configuration": {
+                "statuses": {"max_characters": self.max_characters,
+                             "max_media_attachments": MAX_MEDIA,
+                             "characters_reserved_per_url": self.url_characters},
+                "media_attachments": {
+                    "supported_mime_types": SUPPORTED_MIME_TYPES,
+                    "image_size_limit": self.image_size_limit, "image_matrix_limit": 33177600,
+                    "video_size_limit": self.video_size_limit, "video_frame_rate_limit": 120,
+                    "video_matrix_limit": 8294400}}})
 
     def _status_json(self, status: dict[str, Any]) -> dict[str, Any]:
         return {key: value for key, value in status.items() if key not in ("text", "subject")}
@@ -253,9 +285,16 @@ class MastodonEmulator(PlatformEmulator):
             return web.json_response(self._status_json(
                 self.statuses[self.idempotency[(account_id, key)]]))
         params = await request_params(request) or {}
-        text = params.get("status")
-        if not isinstance(text, str) or not text.strip():
+        media_ids = await self._listed(request, params)
+        text = params.get("status") or ""
+        if not isinstance(text, str) or (not text.strip() and not media_ids):
             return _error("Validation failed: Text can't be blank", 422)
+        refusal = self._media_refusal(subject, media_ids)
+        if refusal is not None:
+            return refusal
+        reply_to = params.get("in_reply_to_id")
+        if reply_to is not None and str(reply_to) not in self.statuses:
+            return _error("Record not found", 404)
         visibility = params.get("visibility") or "public"
         if visibility not in VISIBILITIES:
             return _error(f"'{visibility}' is not a valid visibility", 422)
@@ -271,13 +310,109 @@ class MastodonEmulator(PlatformEmulator):
             "content": f"<p>{html.escape(text)}</p>", "reblog": None,
             "application": {"name": client.get("name", "Herald"), "website": None},
             "account": self._account_json(subject), "text": text, "subject": subject,
+            "in_reply_to_id": str(reply_to) if reply_to is not None else None,
+            "media_attachments": [self._media_json(self.media[m]) for m in media_ids],
         }
         self.statuses[status_id] = status
+        for media_id in media_ids:
+            self.attached[media_id] = status_id
         if key:
             self.idempotency[(account_id, key)] = status_id
         self.record(text, id=status_id, visibility=visibility, idempotency_key=key,
-                    account_id=account_id)
+                    account_id=account_id, media_ids=media_ids,
+                    in_reply_to_id=status["in_reply_to_id"])
         return self.answer_lost(request, web.json_response(self._status_json(status)))
+
+    @staticmethod
+    async def _listed(request: web.Request, params: dict[str, Any]) -> list[str]:
+        """`media_ids[]` from a form (repeated keys) or a JSON body (a list)."""
+        if isinstance(params.get("media_ids"), list):
+            return [str(m) for m in params["media_ids"]]
+        listed: list[object] = list(request.query.getall("media_ids[]", []))
+        if request.content_type != "application/json" and request.body_exists:
+            listed += (await request.post()).getall("media_ids[]", [])
+        return [str(m) for m in listed]
+
+    def _media_refusal(self, subject: str, media_ids: list[str]) -> web.Response | None:
+        """PostStatusService's checks of a status' files, in its order and words."""
+        mine = [m for m in media_ids if m in self.media and self.media[m].owner == subject
+                and m not in self.attached]
+        missing = [m for m in media_ids if m not in mine]
+        if missing:
+            return _error(f"Media {', '.join(missing)} not found or already attached to "
+                          f"another post", 422)
+        if len(media_ids) > MAX_MEDIA:
+            return _error(f"Cannot attach more than {MAX_MEDIA} files", 422)
+        files = [self.media[m] for m in media_ids]
+        if len(files) > 1 and any(not f.content_type.startswith("image/") for f in files):
+            return _error("Cannot attach a video to a post that already contains images", 422)
+        if any(not f.ready for f in files):
+            return _error("Cannot attach files that have not finished processing. Try again "
+                          "in a moment!", 422)
+        return None
+
+    def _media_json(self, media: Received) -> dict[str, Any]:
+        kind = media.content_type.split("/")[0]
+        url = f"{self.base_url}/system/media_attachments/{media.id}" if media.ready else None
+        return {"id": media.id, "type": kind if kind in ("image", "video", "audio") else "unknown",
+                "url": url, "preview_url": f"{self.base_url}/system/previews/{media.id}",
+                "remote_url": None, "description": media.details.get("description"),
+                "blurhash": None, "meta": {}}
+
+    async def _upload_media(self, request: web.Request) -> web.StreamResponse:
+        self.calls.append("media")
+        refused = await self.guard(request)
+        if refused is not None:
+            return refused
+        subject, refusal = self._user(request, "write", "write:media")
+        if refusal is not None or subject is None:
+            return refusal or _unauthorized()
+        parts = await form_parts(request)
+        if parts is None:
+            return _error("Validation failed: File can't be blank", 422)
+        fields = form_fields(parts)
+        files = fields.get("file", [])
+        if len(files) != 1 or files[0].filename is None:
+            return _error("Validation failed: File can't be blank", 422)
+        file = files[0]
+        content_type = (file.content_type or "application/octet-stream").split(";")[0].strip()
+        if content_type not in SUPPORTED_MIME_TYPES:
+            return _error("Validation failed: File content type is invalid", 422)
+        limit = (self.image_size_limit if content_type.startswith("image/")
+                 else self.video_size_limit)
+        if len(file.data) > limit:
+            return _error(f"Validation failed: File file size must be less than {limit} Bytes",
+                          422)
+        described = fields.get("description", [])
+        description = described[0].text() if described else None
+        if description is not None and len(description) > 1500:
+            return _error("Validation failed: Description is too long (maximum is 1500 "
+                          "characters)", 422)
+        media_id = str((int(time.time() * 1000) << 16) + next(self._ids))
+        polls = 0 if content_type.startswith("image/") else self.processing_polls
+        media = received(media_id, subject, content_type, file.data, polls=polls,
+                         description=description, filename=file.filename)
+        self.media[media_id] = media
+        status = 200 if media.ready else 202
+        return self.answer_lost(request, web.json_response(self._media_json(media),
+                                                           status=status))
+
+    async def _get_media(self, request: web.Request) -> web.StreamResponse:
+        self.calls.append("media_status")
+        refused = await self.guard(request)
+        if refused is not None:
+            return refused
+        subject, refusal = self._user(request, "write", "write:media")
+        if refusal is not None or subject is None:
+            return refusal or _unauthorized()
+        media = self.media.get(request.match_info["id"])
+        if media is None or media.owner != subject or media.id in self.attached:
+            return _error("Record not found", 404)  # as Mastodon: only unattached files
+        if not media.ready:
+            media.polled()
+            if not media.ready:
+                return web.json_response(self._media_json(media), status=206)
+        return web.json_response(self._media_json(media))
 
     async def _verify_credentials(self, request: web.Request) -> web.StreamResponse:
         self.calls.append("verify_credentials")

@@ -15,7 +15,8 @@ then the connection is closed: the answer is lost), `{"delay": 2.0}` (seconds be
 answer), `{"expire_next": 1}` (the next call is answered as with an expired token),
 `{"expire_tokens": true}` (every access token issued so far has expired),
 `{"refuse_refresh": true}` (refresh tokens are refused from now on, as after a revocation),
-`{"reset": true}`.
+`{"pass_next": 1}` (the next guarded request is let through untouched before any other fault
+is spent: with `fail_next` it fails the second call, a thread's part two), `{"reset": true}`.
 `GET /_state` → `{"posts": [...], "refresh_calls": n, "faults": {...}}`.
 `POST /_account` → a `POST /api/v1/accounts` body with fresh working credentials.
 
@@ -46,6 +47,7 @@ from aiohttp import web
 class Faults:
     """Scripted misbehaviour; each `*_next` counter is spent by one guarded request."""
 
+    pass_next: int = 0
     drop_next: int = 0
     drop_after_next: int = 0
     delay: float = 0.0
@@ -203,8 +205,9 @@ class AuthCodes:
 
 
 CONTROL_TYPES: dict[str, Any] = {
-    "drop_next": int, "drop_after_next": int, "delay": float, "rate_limit_next": int,
-    "retry_after": float, "fail_next": int, "fail_status": int, "expire_next": int,
+    "pass_next": int, "drop_next": int, "drop_after_next": int, "delay": float,
+    "rate_limit_next": int, "retry_after": float, "fail_next": int, "fail_status": int,
+    "expire_next": int,
 }
 
 
@@ -212,6 +215,9 @@ class PlatformEmulator:
     """Base of the platform emulators; see the module docstring."""
 
     platform: ClassVar[str]
+    #: The largest request body taken (aiohttp's default is 1 MiB); a platform that takes
+    #: uploads raises it to its own limit.
+    client_max_size: ClassVar[int] = 1024 ** 2
 
     def __init__(self) -> None:
         self.faults = Faults()
@@ -249,6 +255,9 @@ class PlatformEmulator:
         # The whole request is in before the platform acts, as on a real server: a client that
         # gives up during a delay does not stop the post from being made.
         await request.read()
+        if f.pass_next > 0:
+            f.pass_next -= 1
+            return None
         if f.drop_next > 0:
             f.drop_next -= 1
             return self.drop(request)
@@ -296,7 +305,7 @@ class PlatformEmulator:
         return post
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=self.client_max_size)
         app.router.add_post("/_control", self._control)
         app.router.add_get("/_state", self._state)
         app.router.add_post("/_account", self._account)

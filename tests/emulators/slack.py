@@ -7,10 +7,17 @@ plain text exactly as Slack does: `ok`; 400 `invalid_payload`, `no_text`,
 429 with `Retry-After` seconds; 500 `rollup_error`. Text beyond 40,000 characters is truncated
 and still posted, as Slack does. Each post is recorded with the `text` received and the
 `shown` text (Slack's three entities decoded), so a test sees what readers would see.
+
+`blocks` are checked as Block Kit checks them (400 `invalid_blocks`): at most 50; a `section`
+with a text object of at most 3000 characters; an `image` with a non-empty `alt_text` of at
+most 2000 characters and an http(s) `image_url` of at most 3000, which Slack downloads: the
+emulator fetches it too, refuses the message when the download fails or is not a PNG, JPEG or
+GIF, and records each image's SHA-256 in the post's `images`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import secrets
@@ -20,12 +27,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+import aiohttp
 from aiohttp import web
 
 from tests.emulators.platform import Grant, PlatformEmulator, TokenBook
 
 MAX_TEXT = 40_000
 MAX_ATTACHMENTS = 100
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_ALT_TEXT = 2000
+MAX_IMAGE_URL = 3000
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif"})
 NEVER = 10 * 365 * 24 * 3600.0
 
 
@@ -129,9 +142,57 @@ class SlackEmulator(PlatformEmulator):
         text: str = body.get("text", "")
         if not text.strip() and not attachments and not body.get("blocks"):
             return plain("no_text", 400)
+        images = await self._blocks(body.get("blocks"))
+        if images is None:
+            return plain("invalid_blocks", 400)
         self.record(text[:MAX_TEXT], shown=shown(text[:MAX_TEXT]),
-                    truncated=len(text) > MAX_TEXT, hook=hook.hook_id, payload=body)
+                    truncated=len(text) > MAX_TEXT, hook=hook.hook_id, payload=body,
+                    images=images)
         return self.answer_lost(request, plain("ok", 200))
+
+    async def _blocks(self, blocks: Any) -> list[dict[str, Any]] | None:
+        """The images of valid blocks (fetched, as Slack fetches them), None when invalid."""
+        if blocks is None:
+            return []
+        if not isinstance(blocks, list) or len(blocks) > MAX_BLOCKS:
+            return None
+        images = []
+        for block in blocks:
+            if not isinstance(block, dict):
+                return None
+            if block.get("type") == "section":
+                text = block.get("text")
+                if not (isinstance(text, dict) and text.get("type") in ("mrkdwn", "plain_text")
+                        and isinstance(text.get("text"), str)
+                        and 0 < len(text["text"]) <= MAX_SECTION_TEXT):
+                    return None
+            elif block.get("type") == "image":
+                url, alt = block.get("image_url"), block.get("alt_text")
+                if not (isinstance(alt, str) and 0 < len(alt) <= MAX_ALT_TEXT
+                        and isinstance(url, str) and url.startswith(("http://", "https://"))
+                        and len(url) <= MAX_IMAGE_URL):
+                    return None
+                image = await self._download(url)
+                if image is None:
+                    return None
+                images.append({**image, "url": url, "alt_text": alt})
+            else:
+                return None
+        return images
+
+    @staticmethod
+    async def _download(url: str) -> dict[str, Any] | None:
+        try:
+            async with aiohttp.ClientSession() as session, session.get(
+                    url, timeout=aiohttp.ClientTimeout(total=10)) as response:
+                data = await response.read()
+                content_type = response.content_type
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+        if response.status != 200 or content_type not in IMAGE_TYPES:
+            return None
+        return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+                "content_type": content_type}
 
 
 EMULATOR = SlackEmulator

@@ -8,6 +8,18 @@ with X's problem documents, rate-limit headers (`x-rate-limit-*` per 15 minutes,
 `x-user-limit-24hour-*` and `x-app-limit-24hour-*`, epoch seconds) and statuses. A timeline
 gives texts back as X does: `&`, `<`, `>` HTML-escaped and every URL shortened to a t.co link.
 
+Media, as X API v2's chunked upload: `POST /2/media/upload/initialize` (JSON: a media type X
+takes, `total_bytes` within the category's cap, a `media_category`), `POST
+/2/media/upload/{id}/append` (multipart `segment_index` 0-999 and `media` of at most 5 MB),
+`POST /2/media/upload/{id}/finalize` (the segments must be 0..n-1 and add up to `total_bytes`;
+videos and GIFs answer `processing_info` and are done after `processing_polls` STATUS reads),
+`GET /2/media/upload?command=STATUS&media_id=`, and `POST /2/media/metadata` (alt text of at
+most 1000 characters). `drop_segment` (an attribute) drops the connection when that
+segment's APPEND arrives, once: an upload cut off mid-way. Every media call needs the
+`media.write` scope and the media's owner's token. A post's `media.media_ids` must be the
+user's, finalized and processed; at most 4 images, or one GIF or video alone.
+`reply.in_reply_to_tweet_id` must name a post.
+
 The allowances are attributes (`window_limit`, `user_day_limit`, `app_day_limit`) a test in
 the same process may lower. The default OAuth client is `herald-test-client` /
 `herald-test-secret`; any redirect URI is accepted.
@@ -30,6 +42,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.emulators.platform import AuthCodes, PlatformEmulator, TokenBook, iso, oauth_error
+from tests.emulators.uploads import Received, form_fields, form_parts, received
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -43,7 +56,13 @@ KNOWN_SCOPES = frozenset({
     "like.read", "like.write", "list.read", "list.write", "block.read", "block.write",
     "bookmark.read", "bookmark.write", "media.write", "dm.read", "dm.write",
 })
-DEFAULT_SCOPES = "tweet.read tweet.write users.read offline.access"
+DEFAULT_SCOPES = "tweet.read tweet.write users.read offline.access media.write"
+MEDIA_TYPES = {"image/jpeg": "tweet_image", "image/png": "tweet_image",
+               "image/webp": "tweet_image", "image/gif": "tweet_gif",
+               "video/mp4": "tweet_video", "video/quicktime": "tweet_video"}
+CATEGORY_BYTES = {"tweet_image": 5 * 1024 * 1024, "tweet_gif": 15 * 1024 * 1024,
+                  "tweet_video": 8 * 1024 ** 3}
+SEGMENT_LIMIT = 5 * 1024 * 1024
 POST_FIELDS = frozenset({
     "text", "media", "reply", "quote_tweet_id", "poll", "reply_settings", "geo",
     "for_super_followers_only", "direct_message_deep_link", "nullcast", "card_uri",
@@ -86,8 +105,33 @@ def rendered(text: str) -> str:
     return "".join(parts)
 
 
+class Upload:
+    """A chunked upload session: its segments until finalized, then the file's record."""
+
+    def __init__(self, media_id: str, owner: str, media_type: str, total: int,
+                 media_category: str) -> None:
+        self.id, self.owner, self.media_type = media_id, owner, media_type
+        self.total, self.category = total, media_category
+        self.segments: dict[int, bytes] = {}
+        self.file: Received | None = None
+        self.alt: str | None = None
+
+    def json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "media_key": f"7_{self.id}",
+                                "expires_after_secs": 86400}
+        if self.file is not None:
+            data["size"] = self.file.size
+            if self.category != "tweet_image":
+                state = "succeeded" if self.file.ready else (
+                    "pending" if self.file.details["reads"] == 0 else "in_progress")
+                data["processing_info"] = {"state": state, **(
+                    {} if self.file.ready else {"check_after_secs": 1})}
+        return data
+
+
 class XEmulator(PlatformEmulator):
     platform = "x"
+    client_max_size = SEGMENT_LIMIT + 1024 * 1024
 
     def __init__(self) -> None:
         super().__init__()
@@ -101,7 +145,14 @@ class XEmulator(PlatformEmulator):
         self.duplicate_seconds = float(DAY_SECONDS)
         self._user_ids = itertools.count(1_600_000_000_000_000_001)
         self._post_ids = itertools.count(1_900_000_000_000_000_001)
+        self._media_ids = itertools.count(1_880_000_000_000_000_001)
         self.users: dict[str, str] = {}
+        #: STATUS reads before a video or GIF is processed.
+        self.processing_polls = 2
+        #: The segment index whose APPEND has its connection dropped, once (None: none).
+        self.drop_segment: int | None = None
+        self.uploads: dict[str, Upload] = {}
+        self.calls: list[str] = []
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/i/oauth2/authorize", self._authorize)
@@ -109,6 +160,16 @@ class XEmulator(PlatformEmulator):
         app.router.add_post("/2/tweets", self._create)
         app.router.add_get("/2/users/me", self._me)
         app.router.add_get("/2/users/{id}/tweets", self._timeline)
+        app.router.add_post("/2/media/upload/initialize", self._initialize)
+        app.router.add_post("/2/media/upload/{id}/append", self._append)
+        app.router.add_post("/2/media/upload/{id}/finalize", self._finalize)
+        app.router.add_get("/2/media/upload", self._status)
+        app.router.add_post("/2/media/metadata", self._metadata)
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "calls": self.calls,
+                "media": [{**u.file.state(), "alt": u.alt} for u in self.uploads.values()
+                          if u.file is not None]}
 
     # --- the platform's own answers ---------------------------------------------------------
 
@@ -252,6 +313,7 @@ class XEmulator(PlatformEmulator):
         return headers
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
+        self.calls.append("tweets")
         user, refusal = await self._authenticate(request)
         if refusal is not None:
             return refusal
@@ -265,30 +327,192 @@ class XEmulator(PlatformEmulator):
         if unknown:
             return invalid_request(*(f"$.{k}: is not defined in the schema and the schema "
                                      f"does not allow additional properties" for k in unknown))
-        text = body.get("text")
+        media = body.get("media", {"media_ids": []})
+        media_ids = media.get("media_ids") if isinstance(media, dict) else None
+        if not isinstance(media_ids, list) or not all(isinstance(m, str) for m in media_ids):
+            return invalid_request("$.media.media_ids: array of strings expected")
+        text = body.get("text", "" if media_ids else None)
         if not isinstance(text, str):
             return invalid_request("$.text: string expected")
         parsed = parse_tweet(text)
         if parsed.weightedLength > 280:
             return invalid_request(TOO_LONG)
-        if not text.strip():
+        if not text.strip() and not media_ids:
             return invalid_request("Tweet text is empty")
+        refusal = self._media_refusal(user, media_ids)
+        if refusal is not None:
+            return refusal
+        reply = body.get("reply")
+        reply_to = reply.get("in_reply_to_tweet_id") if isinstance(reply, dict) else None
+        if reply is not None and not any(p["id"] == reply_to for p in self.posts):
+            return invalid_request("$.reply.in_reply_to_tweet_id: the post to reply to does "
+                                   "not exist or is not visible to you")
         now = time.time()
         headers = self._limit_headers(user, now)
         for key in ("x-user-limit-24hour", "x-app-limit-24hour", "x-rate-limit"):
             if headers[f"{key}-remaining"] == "0":
                 return problem(429, "Too Many Requests", "Too Many Requests", headers=headers)
-        if any(p.get("author") == user and p["text"] == text
-               and p["at"] > now - self.duplicate_seconds for p in self.posts):
+        if text.strip() and any(p.get("author") == user and p["text"] == text
+                                and p["at"] > now - self.duplicate_seconds for p in self.posts):
             return problem(403, "Forbidden",
                            "You are not allowed to create a Tweet with duplicate content.",
                            headers=headers)
         post_id = str(next(self._post_ids))
         post = self.record(text, id=post_id, author=user, rendered=rendered(text),
-                           created_at=iso(now))
+                           created_at=iso(now), media_ids=media_ids, in_reply_to=reply_to,
+                           alts=[self.uploads[m].alt for m in media_ids])
         response = web.json_response({"data": {"id": post_id, "text": post["rendered"]}},
                                      status=201, headers=self._limit_headers(user, now))
         return self.answer_lost(request, response)
+
+    def _media_refusal(self, user: str, media_ids: list[str]) -> web.Response | None:
+        """What `POST /2/tweets` refuses of a post's media ids."""
+        for media_id in media_ids:
+            upload = self.uploads.get(media_id)
+            if upload is None or upload.owner != user or upload.file is None:
+                return invalid_request(f"Your media IDs are invalid: {media_id}")
+            if not upload.file.ready:
+                return invalid_request(f"Media {media_id} is still processing")
+        kinds = [self.uploads[m].category for m in media_ids]
+        if len(kinds) > 4 or (len(kinds) > 1 and set(kinds) != {"tweet_image"}):
+            return invalid_request("$.media.media_ids: at most 4 images, or one GIF or video")
+        return None
+
+    # --- media ------------------------------------------------------------------------------
+
+    async def _media_user(self, request: web.Request) -> tuple[str, web.StreamResponse | None]:
+        user, refusal = await self._authenticate(request)
+        if refusal is not None:
+            return user, refusal
+        grant = self.tokens.by_access[request.headers["Authorization"][7:]]
+        if "media.write" not in grant.scope.split():
+            return user, problem(403, "Forbidden", "Missing scope: media.write",
+                                 kind="https://api.twitter.com/2/problems/client-forbidden")
+        return user, None
+
+    def _session(self, user: str, media_id: str) -> Upload | web.Response:
+        upload = self.uploads.get(media_id)
+        if upload is None or upload.owner != user:
+            return invalid_request(f"The media_id {media_id} is not a valid upload session")
+        return upload
+
+    async def _initialize(self, request: web.Request) -> web.StreamResponse:
+        self.calls.append("initialize")
+        user, refusal = await self._media_user(request)
+        if refusal is not None:
+            return refusal
+        try:
+            body = await request.json()
+        except ValueError:
+            return invalid_request("Request body is not valid JSON")
+        media_type = body.get("media_type") if isinstance(body, dict) else None
+        total = body.get("total_bytes") if isinstance(body, dict) else None
+        wanted = body.get("media_category") if isinstance(body, dict) else None
+        if media_type not in MEDIA_TYPES:
+            return invalid_request(f"$.media_type: unsupported media type {media_type}")
+        media_category = wanted or MEDIA_TYPES[media_type]
+        if media_category != MEDIA_TYPES[media_type]:
+            return invalid_request(f"$.media_category: {media_category} does not fit "
+                                   f"{media_type}")
+        if not isinstance(total, int) or isinstance(total, bool) or total <= 0:
+            return invalid_request("$.total_bytes: positive integer expected")
+        if total > CATEGORY_BYTES[media_category]:
+            return invalid_request(f"$.total_bytes: {total} is over the "
+                                   f"{CATEGORY_BYTES[media_category]} bytes of "
+                                   f"{media_category}")
+        media_id = str(next(self._media_ids))
+        self.uploads[media_id] = Upload(media_id, user, media_type, total, media_category)
+        return self.answer_lost(request, web.json_response(
+            {"data": self.uploads[media_id].json()}))
+
+    async def _append(self, request: web.Request) -> web.StreamResponse:
+        self.calls.append("append")
+        user, refusal = await self._media_user(request)
+        if refusal is not None:
+            return refusal
+        upload = self._session(user, request.match_info["id"])
+        if isinstance(upload, web.Response):
+            return upload
+        if upload.file is not None:
+            return invalid_request("The upload session is already finalized")
+        parts = await form_parts(request)
+        if parts is None:
+            return invalid_request("Request body must be multipart/form-data")
+        fields = form_fields(parts)
+        index_text = fields.get("segment_index", [None])[0]
+        media = fields.get("media", [])
+        index = index_text.text() if index_text is not None else ""
+        if not index.isdigit() or not 0 <= int(index) <= 999:
+            return invalid_request("$.segment_index: integer between 0 and 999 expected")
+        if len(media) != 1:
+            return invalid_request("$.media: exactly one file expected")
+        if len(media[0].data) > SEGMENT_LIMIT:
+            return invalid_request(f"$.media: a segment is at most {SEGMENT_LIMIT} bytes")
+        if self.drop_segment == int(index):
+            self.drop_segment = None
+            return self.drop(request)
+        upload.segments[int(index)] = media[0].data
+        return self.answer_lost(request, web.json_response({"data": {"expires_at": int(
+            time.time()) + 86400}}))
+
+    async def _finalize(self, request: web.Request) -> web.StreamResponse:
+        self.calls.append("finalize")
+        user, refusal = await self._media_user(request)
+        if refusal is not None:
+            return refusal
+        upload = self._session(user, request.match_info["id"])
+        if isinstance(upload, web.Response):
+            return upload
+        if upload.file is None:
+            if sorted(upload.segments) != list(range(len(upload.segments))):
+                return invalid_request("Segments are missing: segment_index must run from 0")
+            data = b"".join(upload.segments[n] for n in range(len(upload.segments)))
+            if len(data) != upload.total:
+                return invalid_request(f"File size mismatch: {len(data)} bytes received, "
+                                       f"total_bytes was {upload.total}")
+            polls = 0 if upload.category == "tweet_image" else self.processing_polls
+            upload.file = received(upload.id, user, upload.media_type, data, polls, reads=0)
+            upload.segments.clear()
+        return self.answer_lost(request, web.json_response({"data": upload.json()}))
+
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        self.calls.append("status")
+        user, refusal = await self._media_user(request)
+        if refusal is not None:
+            return refusal
+        if request.query.get("command") != "STATUS":
+            return invalid_request("The `command` query parameter must be STATUS")
+        upload = self._session(user, request.query.get("media_id", ""))
+        if isinstance(upload, web.Response):
+            return upload
+        if upload.file is None:
+            return invalid_request("The upload session is not finalized")
+        upload.file.details["reads"] += 1
+        upload.file.polled()
+        return web.json_response({"data": upload.json()})
+
+    async def _metadata(self, request: web.Request) -> web.StreamResponse:
+        self.calls.append("metadata")
+        user, refusal = await self._media_user(request)
+        if refusal is not None:
+            return refusal
+        try:
+            body = await request.json()
+        except ValueError:
+            return invalid_request("Request body is not valid JSON")
+        metadata = body.get("metadata") if isinstance(body, dict) else None
+        alt = metadata.get("alt_text") if isinstance(metadata, dict) else None
+        text = alt.get("text") if isinstance(alt, dict) else None
+        if not isinstance(text, str) or len(text) > 1000:
+            return invalid_request("$.metadata.alt_text.text: string of at most 1000 "
+                                   "characters expected")
+        upload = self._session(user, str(body.get("id")))
+        if isinstance(upload, web.Response):
+            return upload
+        if upload.file is None:
+            return invalid_request("The upload session is not finalized")
+        upload.alt = text
+        return web.json_response({"data": {"associated_metadata": True, "id": upload.id}})
 
     async def _me(self, request: web.Request) -> web.StreamResponse:
         user, refusal = await self._authenticate(request)

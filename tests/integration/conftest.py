@@ -11,6 +11,7 @@ from aiohttp import web
 
 from tests.emulators.platform import listen
 from tests.emulators.webhook import WebhookReceiver
+from tests.integration.media_fixtures import backend, media_runtime, s3_server  # noqa: F401
 from tests.integration.pipeline_support import SECRET
 from tests.integration.platform_support import Handler, Serve
 

@@ -79,7 +79,8 @@ def publish_request(account: dict[str, Any], text: str = "Hello from Herald", *,
 
 def with_oauth_clients(settings: Settings) -> Settings:
     return settings.model_copy(update={
-        "oauth_clients": {p: TEST_CLIENT for p in ("x", "linkedin", "facebook")}})
+        "oauth_clients": {p: TEST_CLIENT for p in ("x", "linkedin", "facebook", "instagram",
+                                                   "tiktok", "youtube")}})
 
 
 async def post_now(api: Api, account_id: str, text: str) -> str:

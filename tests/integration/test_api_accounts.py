@@ -58,7 +58,6 @@ async def test_create_defaults(runtime: Runtime) -> None:
 BAD_CREATES: list[tuple[Any, str]] = [
     (with_(platform=...), "platform"),
     (with_(platform="myspace"), "platform"),
-    (with_(platform="tiktok"), "platform"),  # in the contract, not in this version
     (with_(platform="mastodon"), "config.url"),  # a webhook's config is not a Mastodon one
     (with_(platform=5), "platform"),
     (with_(name=...), "name"),

@@ -124,6 +124,7 @@ async def test_openapi_lists_every_route(runtime: Runtime) -> None:
             "$ref": "#/components/schemas/PostCreate"}
         assert {"201", "400", "401", "422", "503"} <= set(create["responses"])
         params = {p["name"] for p in document["paths"]["/api/v1/jobs"]["get"]["parameters"]}
-        assert params == {"limit", "after", "state", "post_id", "account_id"}
+        assert params == {"limit", "after", "state", "post_id", "account_id", "platform",
+                          "error_class", "q", "since", "until"}
         assert schemas["AccountCreate"]["additionalProperties"] is False
         assert "credentials" not in schemas["AccountOut"]["properties"]

@@ -353,10 +353,10 @@ async def test_content_is_checked_against_platform_limits(runtime: Runtime) -> N
                                                                 content=too_long),
                                    status=422, field="content.text")
         assert {d["field"] for d in reply.body["error"]["details"]} == {"content.text",
-                                                                        "content.media"}
+                                                                        "content.media.0"}
         assert reply.body["error"]["details"][0]["message"].startswith("telegram: 4097 ")
         await api.rejected("PATCH", f"/posts/{post['id']}", {"content": too_long}, status=422,
-                           field="content.media")
+                           field="content.media.0")
         await api.ok("PATCH", f"/posts/{post['id']}", {"content": {"text": "x" * 4096}})
 
 

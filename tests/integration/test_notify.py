@@ -44,6 +44,16 @@ async def test_posts_event_time_and_payload(
     }
 
 
+async def test_links_a_job_to_its_console_page_when_the_console_url_is_set(
+    hook: AdminHook, session: aiohttp.ClientSession
+) -> None:
+    linked = Notifier(session, hook.url, console_url="https://herald.example/console")
+    await linked.notify("job.failed", {"job_id": "j9", "error": "permanent: 400"})
+    await notifier(session, hook.url).notify("job.failed", {"job_id": "j9"})
+    assert hook.bodies[0]["console_url"] == "https://herald.example/console/jobs/j9"
+    assert "console_url" not in hook.bodies[1]
+
+
 async def test_retries_server_errors_then_succeeds(
     hook: AdminHook, session: aiohttp.ClientSession
 ) -> None:

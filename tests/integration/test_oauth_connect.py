@@ -21,8 +21,11 @@ from tests.integration.pipeline_support import running_executor, wait_state
 from tests.integration.platform_support import post_now, started, with_oauth_clients
 
 OAUTH = ["x", "linkedin", "mastodon", "facebook"]
+#: Platforms whose posts need media (publishing them is tested with the providers): connected
+#: through the same flow, the account checked instead of a text post.
+OAUTH_MEDIA = ["instagram", "tiktok", "youtube"]
 #: Config keys an emulator's ready-made account has that the platform supplies on connect.
-SUPPLIED_BY_PLATFORM = {"author_urn"}
+SUPPLIED_BY_PLATFORM = {"author_urn", "ig_user_id"}
 
 
 @pytest.fixture
@@ -88,6 +91,30 @@ async def test_connect_authorize_callback_then_publish(runtime_oauth: Runtime,
         async with running_executor(rt):
             await wait_state(rt, job_id, {JobState.SUCCEEDED})
         assert [p["text"] for p in emulator.posts] == [f"connected through OAuth to {platform}"]
+
+
+@pytest.mark.parametrize("platform", OAUTH_MEDIA)
+async def test_visual_platforms_connect_through_the_callback(runtime_oauth: Runtime,
+                                                            platform: str) -> None:
+    rt = runtime_oauth
+    async with started(platform) as emulator, serve_api(rt) as api:
+        body = connect_body(api, emulator, platform)
+        started_ = await api.ok("POST", "/accounts/connect", body, status=201)
+        query = parse_qs(urlsplit(started_["authorize_url"]).query)
+        assert query["state"] == [started_["state"]]
+        assert query["redirect_uri"] == [body["redirect_uri"]]
+
+        reply = await callback(api, await authorize(started_["authorize_url"]))
+        assert reply.status == 200, reply.body
+        account = reply.body["account"]
+        assert account["platform"] == platform and account["status"] == "active"
+        assert "access_token" not in reply.text
+        stored = await rt.store.accounts.find_one({"_id": account["id"]})
+        assert stored is not None
+        credentials = rt.box.open(stored["credentials_enc"])
+        assert emulator.tokens.check(credentials["access_token"]) == "ok"
+        expected = emulator.account()["config"]
+        assert {k: account["config"][k] for k in expected} == expected
 
 
 async def test_mastodon_registers_herald_once_per_instance(runtime_oauth: Runtime) -> None:

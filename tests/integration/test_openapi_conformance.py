@@ -13,7 +13,8 @@ What no schema can state is arranged, or allowed for, here and nowhere else:
 - a 422 is accepted when each of its details is a rule of time or of the target platform: a
   schedule already missed or that cannot fire, a time whose offset carries it outside the years
   1 to 9999 in UTC (the document says so in words: JSON Schema compares no instants), content
-  beyond that platform's limits (API.md: the details name the field and the platform);
+  beyond that platform's limits (API.md: the details name the field and the platform), media
+  ids that name no uploaded item (generated ids name nothing);
 - generated ids name nothing (404 once the body is checked), so `PATCH /accounts/{id}` also
   runs against an existing account, with that account's platform's keys: the document offers
   every platform's, since it cannot know the account's.
@@ -61,13 +62,14 @@ Check = Callable[[CheckContext, Response, Case], bool | None]
 
 
 def _within_rules(body: Any, platform: str) -> bool:
-    """Every detail is a schedule missed or that cannot fire, a time out of range in UTC, or a
-    limit of `platform`."""
+    """Every detail is a schedule missed or that cannot fire, a time out of range in UTC, a
+    limit of `platform`, or a media id that names no uploaded item."""
     details = body["error"]["details"]
     return bool(details) and all(
         (d["field"].startswith("schedule") and any(r in d["message"] for r in TIME_RULES))
         or d["message"] == OUT_OF_RANGE
         or (d["field"].startswith("content") and d["message"].startswith(f"{platform}: "))
+        or (d["field"].startswith("content") and d["message"].startswith("no media with id"))
         for d in details
     )
 

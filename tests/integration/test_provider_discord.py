@@ -12,9 +12,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from shared.models import Content
+from shared.models import Content, Media, ThreadItem
 from shared.providers.base import (
     AuthRevoked,
+    MediaInfo,
     Permanent,
     Published,
     RateLimited,
@@ -22,6 +23,7 @@ from shared.providers.base import (
 )
 from shared.providers.discord import DiscordProvider, Webhook
 from tests.emulators.discord import DiscordEmulator
+from tests.integration.media_threads import image, media_request, video
 from tests.integration.platform_support import Serve, control, publish_request, running
 
 
@@ -283,3 +285,83 @@ async def test_a_failed_guild_lookup_leaves_only_the_url_out(
     base = await serve(webhook)
     account = {"config": {}, "credentials": {"webhook_url": f"{base}/api/webhooks/1/tok"}}
     assert await provider.publish(publish_request(account)) == Published("555", None)
+
+
+# --- media ------------------------------------------------------------------------------------
+
+
+async def test_files_are_streamed_as_attachments_with_their_alt_text(
+    provider: DiscordProvider, emulator: DiscordEmulator
+) -> None:
+    files = [image("a", alt="a lighthouse"), video("b", size=2_000_000)]
+    published = await provider.publish(media_request(emulator.account(), "two files",
+                                                     media=files))
+    [post] = emulator.posts
+    assert published.platform_post_id == post["id"]
+    assert [(a["sha256"], a["size"]) for a in post["attachments"]] == [
+        (f.sha256, len(f.data)) for f in files]
+    assert post["attachments"][0]["description"] == "a lighthouse"
+    assert "description" not in post["attachments"][1]
+    assert [a["filename"] for a in post["payload"]["attachments"]] == [
+        a["filename"] for a in post["attachments"]]
+    assert post["payload"]["content"] == "two files"
+
+
+async def test_media_without_text_is_a_message(
+    provider: DiscordProvider, emulator: DiscordEmulator
+) -> None:
+    picture = image()
+    await provider.publish(media_request(emulator.account(), "", media=[picture]))
+    assert emulator.posts[0]["attachments"][0]["sha256"] == picture.sha256
+
+
+async def test_a_request_over_the_upload_limit_is_refused_as_discord_does(
+    provider: DiscordProvider, emulator: DiscordEmulator
+) -> None:
+    emulator.upload_limit = 1_000_000
+    with pytest.raises(Permanent, match=r"413.*Request entity too large"):
+        await provider.publish(media_request(emulator.account(), "big", media=[image(
+            size=1_000_001)]))
+    assert emulator.posts == []
+
+
+async def test_an_upload_cut_off_sends_nothing(
+    provider: DiscordProvider, emulator: DiscordEmulator, session: aiohttp.ClientSession
+) -> None:
+    await control(session, emulator, drop_next=1)
+    with pytest.raises(Transient):
+        await provider.publish(media_request(emulator.account(), "x", media=[image()]))
+    assert emulator.posts == []
+
+
+async def test_the_emulator_refuses_an_attachment_without_its_file(
+    emulator: DiscordEmulator, session: aiohttp.ClientSession
+) -> None:
+    form = aiohttp.FormData()
+    form.add_field("payload_json", json.dumps({"content": "x", "attachments": [{"id": 1}]}),
+                   content_type="application/json")
+    form.add_field("files[0]", b"bytes", filename="a.png", content_type="image/png")
+    url = emulator.account()["credentials"]["webhook_url"]
+    async with session.post(url, data=form) as response:
+        assert response.status == 400
+        assert "ATTACHMENT_NOT_FOUND" in await response.text()
+    assert emulator.posts == []
+
+
+async def test_media_limits_are_checked_at_scheduling(provider: DiscordProvider) -> None:
+    def content(alt: str = "", n: int = 1) -> Content:
+        return Content(text="x", media=[Media.model_validate({"url": "https://m.example/a",
+                                                     "alt": alt}) for _ in range(n)])
+
+    small = MediaInfo("image/png", 1000)
+    assert await provider.check_content(content(), {}, [[small]]) == []
+    assert await provider.check_content(content(n=11), {}, [[small] * 11]) == [
+        ("content.media", "discord: 11 files, at most 10 in a message")]
+    big = MediaInfo("video/mp4", 6 * 1024 * 1024)
+    assert await provider.check_content(content(n=2), {}, [[big, big]]) == [
+        ("content.media", "discord: 12582912 bytes of files, at most 10485760 in a message")]
+    assert await provider.check_content(content("a" * 1025), {}, [[small]]) == [
+        ("content.media.0.alt", "discord: 1025 characters, at most 1024")]
+    threaded = Content(text="x", thread=[ThreadItem(text="y")])
+    assert await provider.check_content(threaded, {}, [[], []]) == [
+        ("content.thread", "discord: threads are not supported")]

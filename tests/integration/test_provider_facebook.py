@@ -13,9 +13,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from shared.models import Content
+from shared.models import Content, Media, ThreadItem
 from shared.providers.base import (
     AuthRevoked,
+    MediaInfo,
+    MemoryCheckpoints,
     OAuthApp,
     OutcomeUnknown,
     Permanent,
@@ -33,6 +35,7 @@ from tests.emulators.facebook import (
     FacebookEmulator,
 )
 from tests.emulators.platform import s256
+from tests.integration.media_threads import Scripted, image, media_request, video
 from tests.integration.platform_support import Serve, control, publish_request, running
 
 REDIRECT_URI = "https://herald.example/api/v1/oauth/callback"
@@ -462,3 +465,133 @@ async def test_graph_error_codes_are_mapped(
         assert before + timedelta(minutes=minutes) <= info.value.retry_at
         assert info.value.retry_at <= datetime.now(UTC) + timedelta(minutes=minutes)
 
+
+
+# --- media ------------------------------------------------------------------------------------
+
+
+async def test_one_photo_is_a_photo_post_with_its_caption_and_alt_text(
+    provider: FacebookProvider, emulator: FacebookEmulator
+) -> None:
+    picture = image(alt="a lighthouse", content_type="image/jpeg")
+    published = await provider.publish(media_request(emulator.account(), "a photo",
+                                                     media=[picture]))
+    [photo] = emulator.state()["media"]
+    assert (photo["sha256"], photo["size"]) == (picture.sha256, len(picture.data))
+    assert photo["alt_text"] == "a lighthouse" and photo["published"] is True
+    [post] = emulator.posts
+    assert post["text"] == "a photo" and post["media"] == [photo["id"]]
+    assert published == Published(post["id"], f"https://www.facebook.com/{post['id']}")
+
+
+async def test_several_photos_are_attached_to_one_feed_post(
+    provider: FacebookProvider, emulator: FacebookEmulator
+) -> None:
+    files = [image("a"), image("b", content_type="image/gif"), image("c")]
+    request = media_request(emulator.account(), "three photos", media=files)
+    published = await provider.publish(request)
+    photos = emulator.state()["media"]
+    assert [p["sha256"] for p in photos] == [f.sha256 for f in files]
+    assert not any(p["published"] for p in photos)
+    [post] = emulator.posts
+    assert post["media"] == [p["id"] for p in photos] == request.checkpoints.get("media_0")
+    assert published.platform_post_id == post["id"]
+
+
+async def test_a_failure_after_the_uploads_does_not_upload_again(
+    provider: FacebookProvider, emulator: FacebookEmulator
+) -> None:
+    def fail_the_post(key: str, value: Any) -> None:
+        if key == "media_0" and len(value) == 2:
+            emulator.faults.fail_next = 1
+
+    request = media_request(emulator.account(), "after a failure", media=[image("a"),
+                                                                         image("b")],
+                            checkpoints=Scripted(fail_the_post))
+    with pytest.raises(Transient):
+        await provider.publish(request)
+    assert emulator.posts == []
+    await provider.publish(request)
+    assert len(emulator.state()["media"]) == 2
+    assert emulator.posts[0]["media"] == request.checkpoints.get("media_0")
+
+
+async def test_a_video_is_uploaded_in_the_ranges_graph_names(
+    provider: FacebookProvider, emulator: FacebookEmulator
+) -> None:
+    emulator.video_chunk_size = 1_000_000
+    clip = video(size=2_500_000)
+    request = media_request(emulator.account(), "a video", media=[clip])
+    published = await provider.publish(request)
+    [stored] = emulator.state()["media"]
+    assert (stored["kind"], stored["sha256"]) == ("video", clip.sha256)
+    [post] = emulator.posts
+    assert post["text"] == "a video"
+    assert published == Published(stored["id"], f"https://www.facebook.com/{PAGE_ID}/videos/"
+                                                f"{stored['id']}")
+    phases = [c["params"].get("upload_phase") for c in emulator.received]
+    assert phases == ["start", "transfer", "transfer", "transfer", "finish"]
+
+
+async def test_a_video_transfer_cut_off_goes_on_from_the_saved_range(
+    provider: FacebookProvider, emulator: FacebookEmulator
+) -> None:
+    emulator.video_chunk_size = 1_000_000
+    clip = video(size=2_500_000)
+
+    def drop_second_range(key: str, value: Any) -> None:
+        if key == "video_0" and value["start"] == 1_000_000:
+            emulator.faults.drop_next = 1
+
+    request = media_request(emulator.account(), "resumed", media=[clip],
+                            checkpoints=Scripted(drop_second_range))
+    with pytest.raises(Transient) as info:
+        await provider.publish(request)
+    assert not isinstance(info.value, OutcomeUnknown)  # only `finish` publishes
+    assert emulator.posts == []
+    await provider.publish(request)
+    [stored] = emulator.state()["media"]
+    assert stored["sha256"] == clip.sha256
+    assert [c["params"].get("upload_phase") for c in emulator.received].count("start") == 1
+
+
+async def test_graph_refuses_photos_that_are_not_the_pages_or_already_used(
+    provider: FacebookProvider, emulator: FacebookEmulator
+) -> None:
+    first = media_request(emulator.account(), "first", media=[image("a"), image("b")])
+    await provider.publish(first)
+    again = media_request(emulator.account(), "again", media=[image("a"), image("b")],
+                          checkpoints=MemoryCheckpoints({"media_0": first.checkpoints.get(
+                              "media_0")}))
+    with pytest.raises(Permanent, match=r"attached_media\[0\] must be a valid"):
+        await provider.publish(again)
+    with pytest.raises(Permanent, match="324"):
+        await provider.publish(media_request(emulator.account(), "big", media=[
+            image(size=4 * 1024 * 1024 + 1)]))
+    assert len(emulator.posts) == 1
+
+
+async def test_media_limits_are_checked_at_scheduling(provider: FacebookProvider) -> None:
+    def content(n: int = 1) -> Content:
+        return Content(text="x", media=[Media.model_validate({"url": "https://m.example/a"})
+                                        for _ in range(n)])
+
+    png = MediaInfo("image/png", 1000)
+    mp4 = MediaInfo("video/mp4", 3_000_000, duration_seconds=12.0)
+    config = {"page_id": PAGE_ID}
+    assert await provider.check_content(content(2), config, [[png, png]]) == []
+    assert await provider.check_content(content(), config, [[mp4]]) == []
+    assert await provider.check_content(content(3), config, [[
+        png, mp4, MediaInfo("image/webp", 10)]]) == [
+        ("content.media", "facebook: a video must be a post's only file"),
+        ("content.media.2", "facebook: image/webp is not a photo (JPEG, PNG, GIF, BMP, TIFF) "
+                            "or a video")]
+    assert await provider.check_content(content(), config, [[
+        MediaInfo("image/png", 4 * 1024 * 1024 + 1)]]) == [
+        ("content.media.0", "facebook: 4194305 bytes, at most 4194304 for a photo")]
+    assert await provider.check_content(content(), config, [[
+        MediaInfo("video/mp4", 10, duration_seconds=14_401)]]) == [
+        ("content.media.0", "facebook: 14401 s, at most 14400 s")]
+    threaded = Content(text="x", thread=[ThreadItem(text="y")])
+    assert await provider.check_content(threaded, config, [[], []]) == [
+        ("content.thread", "facebook: threads are not supported")]

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from shared.models import Content
+from shared.models import Content, Media, ThreadItem
 from shared.providers.base import (
     AuthExpired,
     AuthRevoked,
+    MediaInfo,
+    MemoryCheckpoints,
     OAuthApp,
     OutcomeUnknown,
     Permanent,
@@ -23,6 +26,7 @@ from shared.providers.base import (
 )
 from shared.providers.linkedin import DEFAULT_API_VERSION, LinkedInProvider, escape_little_text
 from tests.emulators.linkedin import CLIENT_ID, CLIENT_SECRET, ORGANIZATION, LinkedInEmulator
+from tests.integration.media_threads import Scripted, image, media_request, video
 from tests.integration.platform_support import Serve, control, publish_request, running
 
 APP = OAuthApp(CLIENT_ID, CLIENT_SECRET)
@@ -344,3 +348,171 @@ async def test_unconfirmable_duplicate_is_permanent_and_names_the_post(
     with pytest.raises(Permanent, match="no post with this text since"):
         await provider.publish(publish_request(reader, "Weekly digest"))
     assert len(emulator.posts) == 2
+
+
+# --- media ------------------------------------------------------------------------------------
+
+
+def fast(provider: LinkedInProvider) -> LinkedInProvider:
+    provider.poll_scale = 0.01
+    return provider
+
+
+async def test_an_image_is_uploaded_processed_and_posted_with_its_alt_text(
+        provider: LinkedInProvider, emulator: LinkedInEmulator) -> None:
+    picture = image(alt="a lighthouse", content_type="image/jpeg")
+    request = media_request(emulator.account(), "with an image", media=[picture])
+    published = await fast(provider).publish(request)
+    [asset] = emulator.state()["assets"]
+    assert (asset["sha256"], asset["size"]) == (picture.sha256, len(picture.data))
+    assert asset["status"] == "AVAILABLE"  # polled through PROCESSING
+    [post] = emulator.posts
+    assert post["body"]["content"] == {"media": {"id": asset["urn"], "altText": "a lighthouse"}}
+    assert published.platform_post_id == post["id"]
+    assert request.checkpoints.get("media_0") == [asset["urn"]]
+
+
+async def test_several_images_are_a_multi_image_post(
+        provider: LinkedInProvider, emulator: LinkedInEmulator) -> None:
+    files = [image("a"), image("b", content_type="image/gif"), image("c")]
+    await fast(provider).publish(media_request(emulator.account(), "three", media=files))
+    assets = emulator.state()["assets"]
+    assert [a["sha256"] for a in assets] == [f.sha256 for f in files]
+    assert emulator.posts[0]["body"]["content"] == {
+        "multiImage": {"images": [{"id": a["urn"]} for a in assets]}}
+
+
+async def test_a_video_is_put_in_parts_and_finalized_with_their_etags(
+        provider: LinkedInProvider, emulator: LinkedInEmulator) -> None:
+    emulator.video_part_size = 1_000_000
+    clip = video(size=2_500_000)
+    request = media_request(emulator.account(), "a video", media=[clip])
+    await fast(provider).publish(request)
+    [asset] = emulator.state()["assets"]
+    assert (asset["kind"], asset["parts"], asset["sha256"]) == ("video", 3, clip.sha256)
+    assert emulator.puts == 3
+    assert emulator.posts[0]["body"]["content"] == {"media": {"id": asset["urn"]}}
+    session = request.checkpoints.get("upload_0_0")
+    assert session["urn"] == asset["urn"] and len(session["etags"]) == 3
+
+
+async def test_a_video_upload_cut_off_goes_on_from_the_last_part_sent(
+        provider: LinkedInProvider, emulator: LinkedInEmulator) -> None:
+    emulator.video_part_size = 1_000_000
+    clip = video(size=2_500_000)
+
+    def drop_part_two(key: str, value: Any) -> None:
+        if key == "upload_0_0" and len(value["etags"]) == 1:
+            emulator.faults.drop_next = 1
+
+    request = media_request(emulator.account(), "resumed", media=[clip],
+                            checkpoints=Scripted(drop_part_two))
+    with pytest.raises(Transient) as info:
+        await fast(provider).publish(request)
+    assert not isinstance(info.value, OutcomeUnknown)  # an upload's lost answer makes no post
+    assert emulator.posts == []
+    await provider.publish(request)
+    [asset] = emulator.state()["assets"]  # one session, resumed
+    assert asset["sha256"] == clip.sha256
+    assert emulator.puts == 3  # part one once, part two cut off then sent, part three
+    assert len(emulator.posts) == 1
+
+
+async def test_a_finalize_whose_answer_was_lost_is_not_repeated_into_a_failure(
+        provider: LinkedInProvider, emulator: LinkedInEmulator) -> None:
+    emulator.video_part_size = 1_000_000
+    clip = video(size=1_500_000)
+
+    def lose_the_finalize_answer(key: str, value: Any) -> None:
+        if key == "upload_0_0" and len(value["etags"]) == 2:
+            emulator.faults.drop_after_next = 1
+
+    request = media_request(emulator.account(), "finalized once", media=[clip],
+                            checkpoints=Scripted(lose_the_finalize_answer))
+    with pytest.raises(Transient):
+        await fast(provider).publish(request)
+    [asset] = emulator.state()["assets"]
+    assert asset["status"] == "PROCESSING"  # LinkedIn did finalize it
+    await provider.publish(request)  # a second finalize is refused; the status says it is done
+    assert emulator.puts == 2 and len(emulator.posts) == 1
+    assert emulator.posts[0]["media"] == [asset["urn"]]
+
+
+async def test_a_failure_after_the_upload_does_not_upload_again(
+        provider: LinkedInProvider, emulator: LinkedInEmulator) -> None:
+    def fail_next_call(key: str, _value: Any) -> None:
+        if key == "media_0":
+            emulator.faults.fail_next = 1
+
+    picture = image()
+    request = media_request(emulator.account(), "after a failure", media=[picture],
+                            checkpoints=Scripted(fail_next_call))
+    with pytest.raises(Transient):
+        await fast(provider).publish(request)
+    await provider.publish(request)
+    assert emulator.puts == 1 and len(emulator.state()["assets"]) == 1
+    assert emulator.posts[0]["media"] == request.checkpoints.get("media_0")
+
+
+async def test_linkedin_refuses_media_that_is_not_the_authors_or_not_ready(
+        provider: LinkedInProvider, emulator: LinkedInEmulator) -> None:
+    theirs = media_request(emulator.account(), "theirs", media=[image()])
+    await fast(provider).publish(theirs)
+    mine = media_request(emulator.account(), "mine", media=[image()],
+                         checkpoints=MemoryCheckpoints({"media_0": theirs.checkpoints.get(
+                             "media_0")}))
+    with pytest.raises(Permanent, match="404"):  # its status cannot be read by another member
+        await provider.publish(mine)
+    account = emulator.account()
+    author = account["config"]["author_urn"]
+    headers = {"Authorization": f"Bearer {account['credentials']['access_token']}",
+               "LinkedIn-Version": DEFAULT_API_VERSION, "X-Restli-Protocol-Version": "2.0.0"}
+
+    async def post_naming(urn: str) -> str:
+        body = {"author": author, "commentary": "x", "visibility": "PUBLIC",
+                "lifecycleState": "PUBLISHED", "distribution": {"feedDistribution": "MAIN_FEED"},
+                "content": {"media": {"id": urn}}}
+        async with provider.session.post(f"{emulator.base_url}/rest/posts", json=body,
+                                         headers=headers) as response:
+            assert response.status == 422
+            return str((await response.json())["message"])
+
+    assert "does not exist or is not the author's" in await post_naming("urn:li:image:C4E9")
+    async with provider.session.post(
+            f"{emulator.base_url}/rest/images", params={"action": "initializeUpload"},
+            json={"initializeUploadRequest": {"owner": author}}, headers=headers) as response:
+        value = (await response.json())["value"]
+    assert "is WAITING_UPLOAD, not AVAILABLE" in await post_naming(value["image"])
+    async with provider.session.put(value["uploadUrl"], data=b"bytes",
+                                    headers=headers) as response:
+        assert response.status == 201 and response.headers["ETag"]
+    assert "is PROCESSING, not AVAILABLE" in await post_naming(value["image"])
+    assert len(emulator.posts) == 1
+
+
+async def test_media_limits_are_checked_at_scheduling(provider: LinkedInProvider) -> None:
+    def content(n: int = 1, alt: str = "") -> Content:
+        return Content(text="x", media=[Media.model_validate({"url": "https://m.example/a",
+                                                     "alt": alt}) for _ in range(n)])
+
+    png = MediaInfo("image/png", 1000, 1200, 800)
+    mp4 = MediaInfo("video/mp4", 3_000_000, 1280, 720, 12.0)
+    assert await provider.check_content(content(), {}, [[png]]) == []
+    assert await provider.check_content(content(), {}, [[mp4]]) == []
+    assert await provider.check_content(content(2), {}, [[png, mp4]]) == [
+        ("content.media", "linkedin: a video must be a post's only file")]
+    assert await provider.check_content(content(20), {}, [[png] * 21]) == [
+        ("content.media", "linkedin: 21 images, at most 20")]
+    problems = await provider.check_content(content(4), {}, [[
+        MediaInfo("image/webp", 10), MediaInfo("image/png", 10, 7000, 6000),
+        MediaInfo("video/mp4", 1000, duration_seconds=1.0), png]])
+    assert problems == [
+        ("content.media", "linkedin: a video must be a post's only file"),
+        ("content.media.0", "linkedin: image/webp is not an image (JPEG, PNG, GIF) or an MP4 "
+                            "video"),
+        ("content.media.1", "linkedin: 7000x6000 pixels, at most 36152320 in all"),
+        ("content.media.2", "linkedin: 1000 bytes, a video takes 76800 to 524288000"),
+        ("content.media.2", "linkedin: 1 s, a video lasts 3 s to 1800 s")]
+    threaded = Content(text="x", thread=[ThreadItem(text="y")])
+    assert await provider.check_content(threaded, {}, [[], []]) == [
+        ("content.thread", "linkedin: threads are not supported")]

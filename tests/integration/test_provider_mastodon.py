@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 
-from shared.models import Content
+from shared.models import Content, Media, ThreadItem
 from shared.providers.base import (
     AuthRevoked,
+    MediaInfo,
+    MemoryCheckpoints,
     OAuthApp,
     OutcomeUnknown,
     Permanent,
@@ -24,6 +28,7 @@ from shared.providers.base import (
 )
 from shared.providers.mastodon import MastodonProvider, count_characters
 from tests.emulators.mastodon import MastodonEmulator
+from tests.integration.media_threads import Scripted, image, media_request, video
 from tests.integration.platform_support import control, publish_request, running
 
 REDIRECT_URI = "https://ops.example/api/v1/oauth/callback"
@@ -76,8 +81,10 @@ async def test_the_same_job_twice_is_one_status(
     account = emulator.account()
     request = publish_request(account)
     first = await provider.publish(request)
-    second = await provider.publish(request)
+    # a retry whose checkpoint was not saved: the Idempotency-Key answers with the first status
+    second = await provider.publish(dataclasses.replace(request, checkpoints=MemoryCheckpoints()))
     assert first == second
+    assert await provider.publish(request) == first  # the saved checkpoint: no call at all
     other = await provider.publish(publish_request(account))
     assert other.platform_post_id != first.platform_post_id
     assert len(emulator.posts) == 2
@@ -306,9 +313,187 @@ async def test_lookup_finds_the_jobs_status_by_its_source_text(
     request = publish_request(account, "the one & only <post>")
     published = await provider.publish(request)
     await provider.publish(publish_request(account, "another post after it"))
+    assert await provider.lookup(request, since) == published  # from the `parts` checkpoint
 
-    assert await provider.lookup(request, since) == published
+    unsaved = dataclasses.replace(request, checkpoints=MemoryCheckpoints())
+    assert await provider.lookup(unsaved, since) == published
     assert await provider.lookup(publish_request(account, "never posted"), since) is None
     later = datetime.now(UTC) + timedelta(minutes=5)
-    assert await provider.lookup(request, later) is None
+    assert await provider.lookup(unsaved, later) is None
     assert "source" in emulator.calls
+
+
+# --- media and threads ----------------------------------------------------------------------
+
+
+def fast(provider: MastodonProvider) -> MastodonProvider:
+    provider.poll_scale = 0.01
+    return provider
+
+
+async def test_an_image_is_streamed_processed_and_attached_with_its_alt_text(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    picture = image(alt="a lighthouse at dusk")
+    request = media_request(emulator.account(), "with a picture", media=[picture])
+    published = await fast(provider).publish(request)
+
+    [received] = emulator.state()["media"]
+    assert received["sha256"] == picture.sha256 and received["size"] == len(picture.data)
+    assert received["description"] == "a lighthouse at dusk"
+    assert received["content_type"] == "image/png"
+    [post] = emulator.posts
+    assert post["media_ids"] == [received["id"]] and published.platform_post_id == post["id"]
+    assert emulator.calls.count("media_status") == 1  # an image is processed at once (200)
+    assert request.checkpoints.get("media_0") == [received["id"]]
+
+
+async def test_a_video_is_published(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    clip = video()
+    await fast(provider).publish(media_request(emulator.account(), "", media=[clip]))
+    [received] = emulator.state()["media"]
+    assert received["sha256"] == clip.sha256
+    assert emulator.posts[0]["media_ids"] == [received["id"]]
+    # 202, then polled: 206 while processing, 200 with a url when done
+    assert emulator.calls.count("media_status") == emulator.processing_polls
+
+
+async def test_a_status_is_not_posted_before_its_media_is_processed(
+    emulator: MastodonEmulator, session: aiohttp.ClientSession
+) -> None:
+    """The emulator refuses an unprocessed file as Mastodon does, so the provider's polling
+    is what makes the publish work."""
+    account = emulator.account()
+    token = account["credentials"]["access_token"]
+    clip = video(size=100_000)
+    form = aiohttp.FormData()
+    form.add_field("file", clip.data, filename="a.mp4", content_type="video/mp4")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.post(f"{emulator.base_url}/api/v2/media", data=form,
+                            headers=headers) as response:
+        assert response.status == 202
+        media_id = (await response.json())["id"]
+        assert (await response.json())["url"] is None
+    async with session.post(f"{emulator.base_url}/api/v1/statuses", headers=headers,
+                            data=[("status", "x"), ("media_ids[]", media_id)]) as response:
+        assert response.status == 422
+        assert "not finished processing" in (await response.json())["error"]
+
+
+async def test_a_three_part_thread_survives_a_failure_on_part_two(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    def fail_part_two(key: str, value: Any) -> None:
+        if key == "parts" and len(value) == 1:
+            emulator.faults.fail_next = 1
+
+    checkpoints = Scripted(fail_part_two)
+    request = media_request(emulator.account(), "one/3", media=[image("a")],
+                            thread=[("two/3", []), ("three/3", [image("b")])],
+                            checkpoints=checkpoints)
+    with pytest.raises(Transient):
+        await fast(provider).publish(request)
+    assert [p["text"] for p in emulator.posts] == ["one/3"]
+
+    published = await provider.publish(request)
+    first, second, third = emulator.posts
+    assert [p["text"] for p in emulator.posts] == ["one/3", "two/3", "three/3"]
+    assert emulator.calls.count("statuses") == 4  # part one once, part two twice, part three
+    assert second["in_reply_to_id"] == first["id"] and third["in_reply_to_id"] == second["id"]
+    assert [p["idempotency_key"] for p in emulator.posts] == [
+        request.job_id, f"{request.job_id}-1", f"{request.job_id}-2"]
+    assert published.platform_post_id == first["id"]
+    assert [p["n"] for p in checkpoints.get("parts")] == [0, 1, 2]
+    assert emulator.calls.count("media") == 2
+
+
+async def test_a_failure_after_the_upload_does_not_upload_again(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    emulator.processing_polls = 0
+
+    def fail_next_call(key: str, _value: Any) -> None:
+        if key == "media_0":
+            emulator.faults.fail_next = 1
+
+    picture = image()
+    request = media_request(emulator.account(), "after a failure", media=[picture],
+                            checkpoints=Scripted(fail_next_call))
+    with pytest.raises(Transient):
+        await fast(provider).publish(request)
+    await provider.publish(request)
+    assert emulator.calls.count("media") == 1
+    [received] = emulator.state()["media"]
+    assert emulator.posts[0]["media_ids"] == [received["id"]]
+    assert received["sha256"] == picture.sha256
+
+
+async def test_an_upload_cut_off_is_retried_and_arrives_whole(
+    provider: MastodonProvider, emulator: MastodonEmulator, session: aiohttp.ClientSession
+) -> None:
+    await control(session, emulator, drop_next=1)
+    picture = image(size=600_000)
+    request = media_request(emulator.account(), "retried upload", media=[picture])
+    with pytest.raises(Transient):
+        await fast(provider).publish(request)
+    assert emulator.state()["media"] == [] and emulator.posts == []
+    await provider.publish(request)
+    [received] = emulator.state()["media"]
+    assert received["sha256"] == picture.sha256
+
+
+async def test_the_instance_refuses_media_ids_that_are_not_the_accounts(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    other = emulator.tokens.issue("user-2", "write:statuses write:media")
+    theirs = media_request({"config": {"api_base": emulator.base_url},
+                            "credentials": {"access_token": other.access_token}},
+                           "theirs", media=[image()])
+    emulator.processing_polls = 0
+    await fast(provider).publish(theirs)
+    their_media = theirs.checkpoints.get("media_0")
+    mine = media_request(emulator.account(), "mine", media=[image()],
+                         checkpoints=MemoryCheckpoints({"media_0": their_media}))
+    with pytest.raises(Permanent, match="not found or already attached to another post"):
+        await provider.publish(mine)
+
+
+async def test_media_limits_are_the_instances_and_checked_at_scheduling(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    config = {"api_base": emulator.base_url}
+    emulator.image_size_limit = 1_000_000
+    five = [image(str(n)) for n in range(5)]
+    content = Content(text="x", media=[Media.model_validate({"url": f"https://m.example/{n}"})
+                                       for n in range(5)])
+    problems = await provider.check_content(content, config, [[f.info for f in five]])
+    assert ("content.media", "mastodon: 5 files, at most 4") in problems
+
+    infos = [image(size=1_000_001).info, video().info]
+    found = dict(await provider.check_content(content, config, [infos]))
+    assert found["content.media"] == (
+        "mastodon: a video or audio file must be a status' only file")
+    assert found["content.media.0"] == "mastodon: 1000001 bytes, at most 1000000 for an image"
+
+    pdf = MediaInfo("application/pdf", 10)
+    threaded = Content(text="x", thread=[ThreadItem(text="y")])
+    problems = await provider.check_content(threaded, config, [[], [pdf]])
+    assert problems == [("content.thread.0.media.0",
+                         "mastodon: application/pdf is not a type this instance takes")]
+    assert await provider.check_content(threaded, config, [[image().info], []]) == []
+
+
+async def test_lookup_of_a_thread_wants_its_last_part(
+    provider: MastodonProvider, emulator: MastodonEmulator
+) -> None:
+    account = emulator.account()
+    since = datetime.now(UTC)
+    request = media_request(account, "head", thread=[("tail", [])])
+    await fast(provider).publish(dataclasses.replace(
+        request, content=Content(text="head")))  # only the first part was made
+    assert await provider.lookup(request, since) is None
+    published = await provider.publish(request)
+    fresh = dataclasses.replace(request, checkpoints=MemoryCheckpoints())
+    assert await provider.lookup(fresh, since) == published

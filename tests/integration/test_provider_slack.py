@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -12,9 +13,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from shared.models import Content
+from shared.models import Content, Media, ThreadItem
 from shared.providers.base import (
     AuthRevoked,
+    MediaInfo,
     Permanent,
     Published,
     RateLimited,
@@ -22,7 +24,9 @@ from shared.providers.base import (
 )
 from shared.providers.slack import SlackProvider, escape
 from tests.emulators.slack import SlackEmulator
+from tests.integration.media_threads import image, media_request
 from tests.integration.platform_support import Serve, control, publish_request, running
+from tests.media_support import BytesMedia
 
 
 @pytest.fixture
@@ -237,3 +241,71 @@ async def test_slack_answers_are_mapped(
         await provider.publish(publish_request(with_url(f"{base}/services/T1/B2/hookkey7")))
     assert type(info.value) is error
     assert "hookkey7" not in str(info.value)
+
+
+# --- media ------------------------------------------------------------------------------------
+
+
+async def served(serve: Serve, *files: BytesMedia) -> list[BytesMedia]:
+    """The files with public URLs on a loopback server, as the media store's signed URLs."""
+    by_id = {f.id: f for f in files}
+
+    async def public(request: web.Request) -> web.Response:
+        found = by_id.get(request.path.rsplit("/", 1)[-1])
+        if found is None:
+            return web.Response(status=404)
+        return web.Response(body=found.data, content_type=found.content_type)
+
+    base = await serve(public)
+    return [dataclasses.replace(f, url=f"{base}/public/media/{f.id}") for f in files]
+
+
+async def test_images_are_blocks_slack_downloads_intact(
+    provider: SlackProvider, emulator: SlackEmulator, serve: Serve
+) -> None:
+    files = await served(serve, image("a", alt="a lighthouse", content_type="image/jpeg"),
+                         image("b"))
+    request = media_request(emulator.account(), "two <images> & text", media=files)
+    assert await provider.publish(request) == Published(None, None)
+    [post] = emulator.posts
+    assert post["payload"]["blocks"] == [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "two &lt;images&gt; &amp; text"}},
+        {"type": "image", "image_url": files[0].url, "alt_text": "a lighthouse"},
+        {"type": "image", "image_url": files[1].url, "alt_text": "image"}]
+    assert [i["sha256"] for i in post["images"]] == [f.sha256 for f in files]
+    assert post["shown"] == "two <images> & text"
+
+
+async def test_an_image_slack_cannot_download_is_refused(
+    provider: SlackProvider, emulator: SlackEmulator, serve: Serve
+) -> None:
+    [picture] = await served(serve, image())
+    gone = dataclasses.replace(picture, url=picture.url.replace("/img", "/missing"))
+    with pytest.raises(Permanent, match="invalid_blocks"):
+        await provider.publish(media_request(emulator.account(), "", media=[gone]))
+    assert emulator.posts == []
+
+
+async def test_without_public_urls_media_is_refused_at_scheduling(
+    provider: SlackProvider,
+) -> None:
+    content = Content(text="x", media=[Media.model_validate({"url": "https://m.example/a"})])
+    png = MediaInfo("image/png", 1000)
+    assert not provider.public_media_urls
+    assert await provider.check_content(content, {}, [[png]]) == [
+        ("content.media", "slack: images are shown from a public URL, and this installation "
+                          "has none (set HERALD_PUBLIC_BASE_URL)")]
+    provider.public_media_urls = True
+    assert await provider.check_content(content, {}, [[png]]) == []
+    assert await provider.check_content(content, {}, [[MediaInfo("video/mp4", 10)]]) == [
+        ("content.media.0", "slack: video is not supported (an incoming webhook shows images "
+                            "only)")]
+    assert await provider.check_content(content, {}, [[MediaInfo("image/webp", 10)]]) == [
+        ("content.media.0", "slack: image/webp is not an image Slack shows (PNG, JPEG, GIF)")]
+    long = Content(text="&" * 601, media=content.media)
+    assert await provider.check_content(long, {}, [[png]]) == [
+        ("content.text", "slack: 3005 characters, at most 3000 beside images")]
+    assert await provider.check_content(Content(text="&" * 601), {}, [[]]) == []
+    threaded = Content(text="x", thread=[ThreadItem(text="y")])
+    assert await provider.check_content(threaded, {}, [[], []]) == [
+        ("content.thread", "slack: threads are not supported")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -11,9 +12,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from shared.models import Content
+from shared.models import Content, ThreadItem
 from shared.providers.base import (
     AuthRevoked,
+    MediaInfo,
+    MemoryCheckpoints,
     OutcomeUnknown,
     Permanent,
     Published,
@@ -29,6 +32,7 @@ from tests.emulators.telegram import (
     GROUP_ID,
     TelegramEmulator,
 )
+from tests.integration.media_threads import Scripted, image, media_request, video
 from tests.integration.platform_support import Serve, control, publish_request, running
 
 
@@ -320,3 +324,163 @@ async def test_nothing_to_refresh_or_connect(provider: TelegramProvider) -> None
     assert provider.connects_with == "credentials"
     with pytest.raises(AuthRevoked):
         await provider.refresh({"chat_id": CHANNEL_ID}, {"bot_token": "1:a"}, None)
+
+
+# --- media and threads ------------------------------------------------------------------------
+
+
+def media_for(emulator: TelegramEmulator, text: str = "with media", **kwargs: Any
+              ) -> PublishRequest:
+    return media_request(emulator.account(), text, **kwargs)
+
+
+async def test_one_photo_is_streamed_with_the_text_as_its_caption(
+    provider: TelegramProvider, emulator: TelegramEmulator
+) -> None:
+    picture = image(content_type="image/jpeg")
+    published = await provider.publish(media_for(emulator, "a caption 👋", media=[picture]))
+    [call] = emulator.received
+    assert call["method"] == "sendphoto" and call["content_type"] == "multipart/form-data"
+    assert call["params"] == {"chat_id": str(CHANNEL_ID), "caption": "a caption 👋"}
+    [received] = emulator.state()["files"]
+    assert received["sha256"] == picture.sha256 and received["size"] == len(picture.data)
+    [post] = emulator.posts
+    assert post["text"] == "a caption 👋" and post["files"] == [received["id"]]
+    assert published == Published("1", f"https://t.me/{CHANNEL_USERNAME}/1")
+
+
+async def test_a_video_goes_by_send_video(
+    provider: TelegramProvider, emulator: TelegramEmulator
+) -> None:
+    clip = video()
+    await provider.publish(media_for(emulator, "", media=[clip]))
+    assert emulator.received[0]["method"] == "sendvideo"
+    [received] = emulator.state()["files"]
+    assert received["sha256"] == clip.sha256 and received["kind"] == "video"
+
+
+async def test_several_files_are_one_album_captioned_once(
+    provider: TelegramProvider, emulator: TelegramEmulator
+) -> None:
+    files = [image("a", content_type="image/jpeg"), video("b", size=500_000),
+             image("c", content_type="image/png")]
+    published = await provider.publish(media_for(emulator, "an album", media=files))
+    [call] = emulator.received
+    assert call["method"] == "sendmediagroup"
+    assert json.loads(call["params"]["media"]) == [
+        {"type": "photo", "media": "attach://file0", "caption": "an album"},
+        {"type": "video", "media": "attach://file1"},
+        {"type": "photo", "media": "attach://file2"}]
+    assert [f["sha256"] for f in emulator.state()["files"]] == [f.sha256 for f in files]
+    assert [p["text"] for p in emulator.posts] == ["an album", "", ""]
+    assert published.platform_post_id == "1"  # the album's first message
+
+
+async def test_a_thread_of_three_survives_a_failure_on_part_two(
+    provider: TelegramProvider, emulator: TelegramEmulator
+) -> None:
+    def fail_part_two(key: str, value: Any) -> None:
+        if key == "parts" and len(value) == 1:
+            emulator.faults.fail_next = 1
+
+    checkpoints = Scripted(fail_part_two)
+    request = media_for(emulator, "one/3", media=[image("a", content_type="image/jpeg")],
+                        thread=[("two/3", [image("b"), image("c")]), ("three/3", [])],
+                        checkpoints=checkpoints)
+    with pytest.raises(Transient):
+        await provider.publish(request)
+    assert [p["text"] for p in emulator.posts] == ["one/3"]
+
+    published = await provider.publish(request)
+    assert [p["text"] for p in emulator.posts] == ["one/3", "two/3", "", "three/3"]
+    first, second, _album_second, third = emulator.posts
+    assert second["reply_to"] == first["message_id"]
+    assert third["reply_to"] == second["message_id"]  # the album's first message
+    # the failed try was refused before the Bot API read it (`received` lists what it read)
+    assert emulator.faults.fail_next == 0
+    assert [c["method"] for c in emulator.received] == [
+        "sendphoto", "sendmediagroup", "sendmessage"]
+    assert published.platform_post_id == str(first["message_id"])
+    assert [p["n"] for p in checkpoints.get("parts")] == [0, 1, 2]
+
+
+async def test_a_reply_to_a_message_that_is_gone_is_refused(
+    provider: TelegramProvider, emulator: TelegramEmulator
+) -> None:
+    request = media_for(emulator, "head", thread=[("tail", [])], checkpoints=MemoryCheckpoints(
+        {"parts": [{"n": 0, "platform_post_id": "999", "url": None}]}))
+    with pytest.raises(Permanent, match="message to be replied not found"):
+        await provider.publish(request)
+    assert emulator.posts == []
+
+
+async def test_an_upload_cut_off_is_an_unknown_outcome_and_sends_nothing(
+    provider: TelegramProvider, emulator: TelegramEmulator, session: aiohttp.ClientSession
+) -> None:
+    await control(session, emulator, drop_next=1)
+    with pytest.raises(OutcomeUnknown):
+        await provider.publish(media_for(emulator, media=[image(size=600_000)]))
+    assert emulator.posts == [] and emulator.state()["files"] == []
+
+
+async def test_the_bot_api_refuses_what_telegram_refuses(
+    emulator: TelegramEmulator, session: aiohttp.ClientSession
+) -> None:
+    url = f"{emulator.base_url}/bot{emulator.bot_token}"
+
+    def form(**fields: Any) -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        data.add_field("chat_id", str(CHANNEL_ID))
+        for name, value in fields.items():
+            if isinstance(value, bytes):
+                data.add_field(name, value, filename=f"{name}.bin", content_type="image/png")
+            else:
+                data.add_field(name, value)
+        return data
+
+    async def description(method: str, data: aiohttp.FormData) -> str:
+        async with session.post(f"{url}/{method}", data=data) as response:
+            return str((await response.json())["description"])
+
+    assert await description("sendPhoto", form(caption="x")) == (
+        "Bad Request: there is no photo in the request")
+    assert await description("sendPhoto", form(photo=b"x", caption="y" * 1025)) == (
+        "Bad Request: message caption is too long")
+    assert await description("sendPhoto", form(photo=b"x" * 10_000_001)) == (
+        "Request Entity Too Large")
+    one = json.dumps([{"type": "photo", "media": "attach://a"}])
+    assert await description("sendMediaGroup", form(media=one, a=b"x")) == (
+        "Bad Request: media must include 2-10 items")
+    missing = json.dumps([{"type": "photo", "media": "attach://a"},
+                          {"type": "photo", "media": "attach://b"}])
+    assert await description("sendMediaGroup", form(media=missing, a=b"x")) == (
+        "Bad Request: there is no photo in the request")
+    assert emulator.posts == []
+
+
+async def test_media_limits_are_checked_at_scheduling(provider: TelegramProvider) -> None:
+    def content(text: str = "x", thread: int = 0) -> Content:
+        return Content(text=text, thread=[ThreadItem(text="y") for _ in range(thread)])
+
+    photo = MediaInfo("image/jpeg", 1000, 1200, 800)
+    assert await provider.check_content(content("😀" * 512), {}, [[photo]]) == []
+    assert await provider.check_content(content("😀" * 513), {}, [[photo]]) == [
+        ("content.text", "telegram: 1026 UTF-16 code units, at most 1024 as a caption of media")]
+    assert await provider.check_content(content("x" * 2000), {}, [[]]) == []
+    assert await provider.check_content(content(), {}, [[photo] * 11]) == [
+        ("content.media", "telegram: 11 files, at most 10 in an album")]
+    problems = await provider.check_content(content(thread=1), {}, [[], [
+        MediaInfo("image/png", 10_000_001), MediaInfo("video/mp4", 50_000_001),
+        MediaInfo("application/pdf", 10), MediaInfo("image/png", 10, 9000, 2000),
+        MediaInfo("image/png", 10, 2100, 100)]])
+    assert problems == [
+        ("content.thread.0.media.0", "telegram: 10000001 bytes, at most 10000000 for a photo "
+                                     "sent by a bot"),
+        ("content.thread.0.media.1", "telegram: 50000001 bytes, at most 50000000 for a video "
+                                     "sent by a bot"),
+        ("content.thread.0.media.2", "telegram: application/pdf is not a photo (JPEG, PNG, "
+                                     "WebP) or a video"),
+        ("content.thread.0.media.3", "telegram: a photo's width and height add up to at most "
+                                     "10000"),
+        ("content.thread.0.media.4", "telegram: a photo's sides differ by at most 20 times")]
+    assert provider.supports_threads and provider.supports_media

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 
-from shared.models import Content
+from shared.models import Content, Media, ThreadItem
 from shared.providers.base import (
     AuthExpired,
     AuthRevoked,
+    MediaInfo,
+    MemoryCheckpoints,
     OAuthApp,
     OutcomeUnknown,
     Permanent,
@@ -22,9 +26,10 @@ from shared.providers.base import (
     RateLimited,
     Transient,
 )
-from shared.providers.x import XProvider
+from shared.providers.x import SEGMENT_BYTES, XProvider
 from tests.emulators.platform import s256
 from tests.emulators.x import CLIENT_ID, CLIENT_SECRET, XEmulator
+from tests.integration.media_threads import Scripted, image, media_request, video
 from tests.integration.platform_support import control, publish_request, running
 
 APP = OAuthApp(CLIENT_ID, CLIENT_SECRET)
@@ -217,7 +222,7 @@ async def test_authorization_url_asks_for_pkce_and_offline_access(provider: XPro
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://x.com/i/oauth2/authorize"
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
     assert query == {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT,
-                     "scope": "tweet.read tweet.write users.read offline.access",
+                     "scope": "tweet.read tweet.write users.read offline.access media.write",
                      "state": "state-1", "code_challenge": "challenge-1",
                      "code_challenge_method": "S256"}
     assert "%20" in parts.query and "+" not in parts.query
@@ -284,3 +289,177 @@ async def test_lookup_pages_through_the_timeline(provider: XProvider,
     for n in range(150):
         await provider.publish(publish_request(account, f"filler {n}"))
     assert await provider.lookup(publish_request(account, "the oldest one"), before) == first
+
+
+# --- media and threads ----------------------------------------------------------------------
+
+
+def fast(provider: XProvider) -> XProvider:
+    provider.poll_scale = 0.01
+    return provider
+
+
+async def test_images_are_uploaded_in_chunks_with_alt_text(provider: XProvider,
+                                                           emulator: XEmulator) -> None:
+    first, second = image("a", alt="a red kite"), image("b", 300_000, content_type="image/jpeg")
+    request = media_request(emulator.account(), "two pictures", media=[first, second])
+    published = await fast(provider).publish(request)
+
+    media = emulator.state()["media"]
+    assert [m["sha256"] for m in media] == [first.sha256, second.sha256]
+    [post] = emulator.posts
+    assert post["media_ids"] == [m["id"] for m in media] == request.checkpoints.get("media_0")
+    assert post["alts"] == ["a red kite", None]
+    assert published.platform_post_id == post["id"]
+    assert "status" not in emulator.calls  # images have no processing to wait for
+
+
+async def test_a_video_goes_up_in_segments_and_is_polled_until_processed(
+        provider: XProvider, emulator: XEmulator) -> None:
+    clip = video(size=2 * SEGMENT_BYTES + 12_345)
+    await fast(provider).publish(media_request(emulator.account(), "a clip", media=[clip]))
+    [media] = emulator.state()["media"]
+    assert media["sha256"] == clip.sha256 and media["ready"]
+    assert emulator.calls.count("append") == 3
+    assert emulator.calls.count("status") == emulator.processing_polls
+    assert emulator.posts[0]["media_ids"] == [media["id"]]
+
+
+async def test_the_emulator_refuses_what_x_refuses_of_media(
+        emulator: XEmulator, session: aiohttp.ClientSession) -> None:
+    token = emulator.account()["credentials"]["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    base = emulator.base_url
+
+    async def init(**body: Any) -> tuple[int, Any]:
+        async with session.post(f"{base}/2/media/upload/initialize", json=body,
+                                headers=headers) as response:
+            return response.status, await response.json()
+
+    assert (await init(media_type="application/pdf", total_bytes=10))[0] == 400
+    assert (await init(media_type="image/png", total_bytes=6 * 1024 * 1024))[0] == 400
+    assert (await init(media_type="video/mp4", total_bytes=10, media_category="tweet_image")
+            )[0] == 400
+    status, document = await init(media_type="video/mp4", total_bytes=10)
+    assert status == 200
+    media_id = document["data"]["id"]
+    form = aiohttp.FormData()
+    form.add_field("segment_index", "1")
+    form.add_field("media", b"0123456789", filename="blob")
+    async with session.post(f"{base}/2/media/upload/{media_id}/append", data=form,
+                            headers=headers) as response:
+        assert response.status == 200
+    async with session.post(f"{base}/2/media/upload/{media_id}/finalize",
+                            headers=headers) as response:
+        assert response.status == 400  # segment 0 is missing
+    async with session.post(f"{base}/2/tweets", json={"text": "x", "media": {
+            "media_ids": [media_id]}}, headers=headers) as response:
+        assert response.status == 400  # not finalized
+
+
+async def test_a_three_part_thread_survives_a_failure_on_part_two(
+        provider: XProvider, emulator: XEmulator) -> None:
+    def fail_part_two(key: str, value: Any) -> None:
+        if key == "parts" and len(value) == 1:
+            emulator.faults.fail_next = 1
+
+    checkpoints = Scripted(fail_part_two)
+    request = media_request(emulator.account(), "one/3", media=[image("a")],
+                            thread=[("two/3", []), ("three/3", [video("b", 100_000)])],
+                            checkpoints=checkpoints)
+    with pytest.raises(Transient):
+        await fast(provider).publish(request)
+    assert [p["text"] for p in emulator.posts] == ["one/3"]
+
+    published = await provider.publish(request)
+    first, second, third = emulator.posts
+    assert [p["text"] for p in emulator.posts] == ["one/3", "two/3", "three/3"]
+    assert emulator.calls.count("tweets") == 4  # part one once, part two twice, part three
+    assert second["in_reply_to"] == first["id"] and third["in_reply_to"] == second["id"]
+    assert published.platform_post_id == first["id"]
+    assert emulator.calls.count("initialize") == 2
+
+
+async def test_a_thread_part_whose_answer_was_lost_is_found_not_posted_again(
+        provider: XProvider, emulator: XEmulator) -> None:
+    def lose_part_two(key: str, value: Any) -> None:
+        if key == "parts" and len(value) == 1:
+            emulator.faults.drop_after_next = 1
+
+    request = media_request(emulator.account(), "first", thread=[("second", [])],
+                            checkpoints=Scripted(lose_part_two))
+    with pytest.raises(OutcomeUnknown):
+        await provider.publish(request)
+    await provider.publish(request)  # X: 403 duplicate content, then the lookup finds it
+    assert [p["text"] for p in emulator.posts] == ["first", "second"]
+    assert [p["n"] for p in request.checkpoints.get("parts")] == [0, 1]
+
+
+async def test_a_failure_after_the_upload_does_not_upload_again(
+        provider: XProvider, emulator: XEmulator) -> None:
+    def fail_next_call(key: str, _value: Any) -> None:
+        if key == "media_0":
+            emulator.faults.fail_next = 1
+
+    clip = video(size=500_000)
+    request = media_request(emulator.account(), "after a failure", media=[clip],
+                            checkpoints=Scripted(fail_next_call))
+    with pytest.raises(Transient):
+        await fast(provider).publish(request)  # the first STATUS read fails
+    await provider.publish(request)
+    assert emulator.calls.count("initialize") == 1 and emulator.calls.count("finalize") == 1
+    [media] = emulator.state()["media"]
+    assert emulator.posts[0]["media_ids"] == [media["id"]] and media["sha256"] == clip.sha256
+
+
+async def test_an_upload_cut_off_mid_way_starts_again(
+        provider: XProvider, emulator: XEmulator) -> None:
+    emulator.drop_segment = 1  # the connection drops when the second segment arrives
+    clip = video(size=SEGMENT_BYTES + 1000)
+    request = media_request(emulator.account(), "retried upload", media=[clip])
+    with pytest.raises(Transient):
+        await fast(provider).publish(request)
+    assert emulator.posts == [] and request.checkpoints.get("media_0") is None
+    await provider.publish(request)
+    [media] = emulator.state()["media"]  # the first session was never finalized
+    assert media["sha256"] == clip.sha256
+    assert emulator.posts[0]["media_ids"] == [media["id"]]
+    assert emulator.calls.count("initialize") == 2
+
+
+async def test_media_limits_are_checked_at_scheduling(provider: XProvider) -> None:
+    content = Content(text="x", thread=[ThreadItem(text="y"), ThreadItem(text="z")])
+    five = [image(str(n), 1000).info for n in range(5)]
+    mixed = [video().info, image().info]
+    odd = [MediaInfo("application/pdf", 10), image(size=5 * 1024 * 1024 + 1).info,
+           video(size=1000, duration=1201).info,
+           MediaInfo("video/mp4", 1000, 4000, 1000, 30.0)]
+    problems = await provider.check_content(content, {}, [five, mixed, odd])
+    assert problems == [
+        ("content.media", "x: 5 images, at most 4"),
+        ("content.thread.0.media", "x: an animated GIF or a video must be a post's only media"),
+        ("content.thread.1.media", "x: an animated GIF or a video must be a post's only media"),
+        ("content.thread.1.media.0",
+         "x: application/pdf cannot be posted (JPEG, PNG, WEBP, GIF, MP4 or MOV)"),
+        ("content.thread.1.media.1", "x: 5242881 bytes, at most 5242880"),
+        ("content.thread.1.media.2", "x: video longer than 1200 s (1201 s)"),
+        ("content.thread.1.media.3", "x: video aspect ratio 4000:1000, between 1:3 and 3:1 "
+                                     "wanted"),
+    ]
+    described = Content(text="x", media=[Media.model_validate(
+        {"url": "https://m.example/1", "alt": "a" * 1001})])
+    assert await provider.check_content(described, {}, [[image().info]]) == [
+        ("content.media.0.alt", "x: 1001 characters of alt text, at most 1000")]
+    assert await provider.check_content(content, {}, [[video().info], [], []]) == []
+
+
+async def test_lookup_of_a_thread_wants_its_last_part(provider: XProvider,
+                                                      emulator: XEmulator) -> None:
+    request = media_request(emulator.account(), "head", thread=[("tail", [])])
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    await provider.publish(dataclasses.replace(request, content=Content(text="head"),
+                                               checkpoints=MemoryCheckpoints()))
+    assert await provider.lookup(request, since) is None
+    published = await provider.publish(request)
+    fresh = dataclasses.replace(request, checkpoints=MemoryCheckpoints())
+    assert await provider.lookup(fresh, since) == published

@@ -80,6 +80,16 @@ async def test_find_one_and_update_with_sort(runtime: Runtime) -> None:
     assert first is not None and first["_id"] == "4" and first["state"] == "running"
 
 
+async def test_sessions_are_supported(runtime: Runtime) -> None:
+    """Drivers open sessions only when the handshake advertises them (APScheduler's MongoDB
+    data store opens one per operation, bench/peers); commands carrying one work as before."""
+    scratch = runtime.store.db["sessions"]
+    async with runtime.store.client.start_session() as session:
+        await scratch.insert_one({"_id": "s", "n": 1}, session=session)
+        await scratch.update_one({"_id": "s"}, {"$inc": {"n": 1}}, session=session)
+        assert (await scratch.find_one({"_id": "s"}, session=session) or {})["n"] == 2
+
+
 async def test_fenced_update_rejects_a_stale_lease(runtime: Runtime) -> None:
     jobs = runtime.store.jobs
     await jobs.insert_one({"_id": "f", "state": "running", "lease_seq": 2})

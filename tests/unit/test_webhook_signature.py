@@ -151,8 +151,9 @@ async def test_invalid_account_is_permanent_without_a_request() -> None:
 
 
 async def test_registry() -> None:
-    assert available_platforms() == ["bluesky", "discord", "facebook", "linkedin", "mastodon",
-                                     "slack", "telegram", "webhook", "x"]
+    assert available_platforms() == ["bluesky", "discord", "facebook", "instagram", "linkedin",
+                                     "mastodon", "slack", "telegram", "tiktok", "webhook", "x",
+                                     "youtube"]
     async with aiohttp.ClientSession() as session:
         provider = provider_for("webhook", session)
         assert isinstance(provider, WebhookProvider)

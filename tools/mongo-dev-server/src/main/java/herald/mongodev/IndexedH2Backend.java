@@ -11,12 +11,18 @@ import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.h2.H2Collection;
 import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.bson.Document;
+import io.netty.channel.Channel;
 
 /** H2 MVStore backend whose collections serve pinned unique-index filters through the index. */
 final class IndexedH2Backend extends H2Backend {
 
     IndexedH2Backend(String fileName) {
         super(fileName);
+    }
+
+    @Override
+    public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
+        return Sessions.advertise(command, super.handleCommand(channel, databaseName, command, query));
     }
 
     @Override

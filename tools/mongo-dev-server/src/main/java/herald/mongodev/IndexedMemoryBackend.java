@@ -8,9 +8,15 @@ import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
 import de.bwaldvogel.mongo.backend.memory.MemoryCollection;
 import de.bwaldvogel.mongo.backend.memory.MemoryDatabase;
 import de.bwaldvogel.mongo.bson.Document;
+import io.netty.channel.Channel;
 
 /** In-memory backend whose collections serve pinned unique-index filters through the index. */
 final class IndexedMemoryBackend extends MemoryBackend {
+
+    @Override
+    public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
+        return Sessions.advertise(command, super.handleCommand(channel, databaseName, command, query));
+    }
 
     @Override
     public MemoryDatabase openOrCreateDatabase(String databaseName) {

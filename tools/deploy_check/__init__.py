@@ -1,0 +1,1 @@
+"""`make deploy-check`: render, validate and lint everything under deploy/, offline."""
