@@ -131,3 +131,22 @@ def test_the_known_label_values_are_the_ones_the_code_uses() -> None:
     assert set(re.findall(r'RATE_LIMIT_DEFERRALS\.labels\([^)]*source="(\w+)"', source)) == set(
         DEFERRAL_SOURCES)
     assert set(re.findall(r'stage\w*\([^)]*source="(\w+)"', source)) == set(STAGING_SOURCES)
+
+
+async def test_alerts_about_jobs_and_accounts_link_to_a_console_page_that_exists() -> None:
+    """An operator follows the alert to the console's filtered page (issue 12): the path must
+    be one the console serves."""
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from scheduler.console import add_console_routes
+
+    app = web.Application()
+    add_console_routes(app)
+    linked = {rule["alert"]: rule["annotations"]["console_path"] for rule in alerts()
+              if "console_path" in rule["annotations"]}
+    assert set(linked) == {"HeraldUnconfirmedJobs", "HeraldJobsFailing",
+                           "HeraldAccountNeedsReauth"}
+    for name, path in linked.items():
+        match = await app.router.resolve(make_mocked_request("GET", path))
+        assert match.http_exception is None, (name, path)
