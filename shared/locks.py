@@ -75,10 +75,12 @@ class RenewedLock:
             await self._lock.release()
 
     async def _stop_renewal(self) -> None:
+        """Cancel the renewal and wait for it to end. `asyncio.wait` rather than awaiting the
+        task under `suppress(CancelledError)`, which would also swallow a cancellation of the
+        caller arriving meanwhile (and let a stopping node run on)."""
         if self._renewal is not None:
             self._renewal.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewal
+            await asyncio.wait([self._renewal])
             self._renewal = None
 
     @staticmethod
