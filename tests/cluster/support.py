@@ -21,9 +21,14 @@ from typing import Any
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from shared.config import OAUTH_PLATFORMS
 from tools.devservers import Server, free_port, wait_for_port
 from tools.localcluster import Cluster, ClusterError, Node, Receiver, _Child, http_json
 
+#: The installation's OAuth client on every platform that needs one, which the OAuth emulators
+#: register: the nodes' environment for tests that connect or refresh such accounts.
+OAUTH_CLIENT_ENV = {f"HERALD_{p.upper()}_CLIENT_{k}": v for p in OAUTH_PLATFORMS
+                    for k, v in (("ID", "herald-test-client"), ("SECRET", "herald-test-secret"))}
 
 class PlatformProcess(_Child):
     """A platform emulator (tests/emulators/<platform>.py) in a process of its own, scripted

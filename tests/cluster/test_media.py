@@ -19,6 +19,7 @@ import requests
 
 from tests.cluster.conftest import FAST
 from tests.cluster.support import (
+    OAUTH_CLIENT_ENV,
     PlatformProcess,
     account_on,
     job_ids,
@@ -38,14 +39,11 @@ IMAGES = ["mastodon", "bluesky", "x", "linkedin", "facebook", "telegram", "disco
           "instagram"]
 VIDEOS = ["x", "facebook", "instagram", "tiktok", "youtube", "telegram", "mastodon"]
 THREADS = ["mastodon", "bluesky", "x"]
-OAUTH_CLIENTS = {f"HERALD_{p}_CLIENT_{k}": v
-                 for p in ("X", "LINKEDIN", "FACEBOOK", "INSTAGRAM", "TIKTOK", "YOUTUBE")
-                 for k, v in (("ID", "herald-test-client"), ("SECRET", "herald-test-secret"))}
 
 
 @pytest.fixture
 def cluster_env(env: dict[str, str]) -> dict[str, str]:
-    return {**env, **FAST, **OAUTH_CLIENTS}
+    return {**env, **FAST, **OAUTH_CLIENT_ENV}
 
 
 def upload(cluster: Cluster, name: str, data: bytes, content_type: str) -> dict[str, Any]:

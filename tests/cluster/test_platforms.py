@@ -13,6 +13,7 @@ import pytest
 
 from tests.cluster.conftest import FAST
 from tests.cluster.support import (
+    OAUTH_CLIENT_ENV,
     PlatformProcess,
     account_on,
     create_posts,
@@ -27,10 +28,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180, method="signal")]
 
 PLATFORMS = ["mastodon", "bluesky", "x", "linkedin", "facebook", "telegram", "discord", "slack"]
 REFRESHING = ["bluesky", "x", "linkedin"]
-#: The installation's OAuth client, which the OAuth emulators register.
-OAUTH_CLIENTS = {f"HERALD_{p}_CLIENT_{k}": v for p in ("X", "LINKEDIN", "FACEBOOK")
-                 for k, v in (("ID", "herald-test-client"), ("SECRET", "herald-test-secret"))}
-TIMINGS = {**FAST, **OAUTH_CLIENTS}
+TIMINGS = {**FAST, **OAUTH_CLIENT_ENV}
 
 
 @pytest.fixture
