@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import dataclasses
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import structlog
 from aiodataloader import DataLoader
@@ -21,11 +22,14 @@ from executor.retry import Action, decide
 from shared import pause
 from shared.coalesce import reader, updater
 from shared.credentials import CredentialKeeper, Keyed
+from shared.generation.compose import Composed
+from shared.generation.errors import GenerationFailed
 from shared.jobs import FencedMove
 from shared.locks import RenewedLock
 from shared.logging import get_logger
 from shared.metrics import (
     EXECUTOR_BATCH_SIZE,
+    GENERATIONS,
     JOBS,
     LATENESS,
     LEASE_LOSSES,
@@ -33,7 +37,15 @@ from shared.metrics import (
     PUBLISH_DURATION,
     RATE_LIMIT_DEFERRALS,
 )
-from shared.models import TERMINAL_STATES, Content, JobState, PostStatus
+from shared.models import (
+    PUBLISHABLE_CONTENT,
+    TERMINAL_STATES,
+    Content,
+    ContentState,
+    JobState,
+    PostStatus,
+    generates,
+)
 from shared.notify import Notifier
 from shared.providers.base import (
     AuthExpired,
@@ -67,6 +79,15 @@ class LeaseLost(Exception):
     """A fenced write matched nothing: another node owns the job now."""
 
 
+class Runner(Protocol):
+    """The work done on one claimed job (`Run`, executor.generate's `GenerationRun`)."""
+
+    async def execute(self) -> None: ...
+
+    async def queue_again(self) -> None:
+        """Queue what the run asked for, once the job's lock is released."""
+
+
 class Publisher:
     """Runs each popped job on its own (one task per job, one platform call per job), while
     the round trips of jobs that reach the same step together go out as one (DESIGN §5,
@@ -76,7 +97,7 @@ class Publisher:
     still filtered on its own `lease_seq`."""
 
     def __init__(self, rt: Runtime, notifier: Notifier) -> None:
-        self._rt = rt
+        self.rt = rt
         self.notifier = notifier
         self.posts = reader(rt.store.posts)
         self.accounts = reader(rt.store.accounts)
@@ -95,28 +116,38 @@ class Publisher:
         self.paused: DataLoader[str, Doc | None] = DataLoader(self._pause_batch, cache=False)
 
     def provider(self, platform: str) -> Provider:
-        return self._rt.provider(platform)
+        return self.rt.provider(platform)
 
     async def run(self, job_id: str) -> None:
-        rt = self._rt
+        await self.leased(job_id, self._claim, Run)
+
+    async def _claim(self, job_id: str) -> Doc | None:
+        try:
+            return await self.claiming.load(job_id)
+        except PyMongoError:
+            # Not claimed, so still waiting: put it back rather than leave it to the sweep.
+            await self.rt.queue.stage(job_id, self.rt.clock.now_dt(), "high")
+            raise
+
+    async def leased(self, job_id: str, claim: Callable[[str], Awaitable[Doc | None]],
+                     runner: Callable[[Publisher, Doc, RenewedLock], Runner]) -> None:
+        """Run one job's work under its lock and its claim's lease: the lock taken, the job
+        claimed (`claim`), the lease kept while `runner` executes, the lock released, and
+        then whatever the run queues again."""
+        rt = self.rt
         lock = RenewedLock(rt.redis, rt.keys.job_lock(job_id), rt.settings.lease_ttl_seconds)
         if not await self.locking.load(lock):
             return
-        run: Run | None = None
+        run: Runner | None = None
         try:
-            try:
-                job = await self.claiming.load(job_id)
-            except PyMongoError:
-                # Not claimed, so still waiting: put it back rather than leave it to the sweep.
-                await rt.queue.stage(job_id, rt.clock.now_dt(), "high")
-                raise
+            job = await claim(job_id)
             if job is None:
                 return
             with structlog.contextvars.bound_contextvars(job_id=job_id):
                 finished = asyncio.Event()
-                renewal = asyncio.create_task(self._renew_lease(job, finished),
+                renewal = asyncio.create_task(keep_lease(rt, job, finished),
                                               name=f"lease {job_id}")
-                run = Run(self, job, lock)
+                run = runner(self, job, lock)
                 try:
                     await run.execute()
                 except LeaseLost:
@@ -128,23 +159,37 @@ class Publisher:
                     await renewal
         finally:
             await self.releasing.load(lock)
-        if run is not None and run.requeue is not None:
+        if run is not None:
             # Queued only once the lock is free: a retry due at once would otherwise be popped
             # by an executor that cannot take the lock, and dropped.
-            await rt.queue.stage(*run.requeue)
+            await run.queue_again()
+
+    async def settle_post(self, post: Doc) -> None:
+        """A one-off post whose jobs are all finished is completed."""
+        if post.get("recurring"):
+            return
+        unfinished: Doc | None = None
+        # An unedited one-account post has exactly one job, the caller's: skip the look-up.
+        if len(post["account_ids"]) > 1 or post.get("version", 1) > 1:
+            unfinished = await self.rt.store.jobs.find_one(
+                {"post_id": post["_id"], "state": {"$nin": [str(s) for s in TERMINAL_STATES]}},
+                projection={"_id": 1},
+            )
+        if unfinished is None:
+            await self.complete_post.load(post["_id"])
 
     async def _pause_batch(self, scopes: list[str]) -> list[Doc | None]:
         """Whether publishing is paused, read once for the jobs that ask together."""
-        return [await pause.current(self._rt)] * len(scopes)
+        return [await pause.current(self.rt)] * len(scopes)
 
     async def _lock_batch(self, locks: list[RenewedLock]) -> list[bool]:
         EXECUTOR_BATCH_SIZE.labels(step="lock").observe(len(locks))
-        return await RenewedLock.acquire_all(self._rt.redis, locks)
+        return await RenewedLock.acquire_all(self.rt.redis, locks)
 
     async def _claim_batch(self, job_ids: list[str]) -> list[Doc | None]:
         """Claim what the batch's locks won; a job absent from the answer was not claimable
         (done, cancelled, not yet due) or is another node's."""
-        rt = self._rt
+        rt = self.rt
         EXECUTOR_BATCH_SIZE.labels(step="claim").observe(len(job_ids))
         now = rt.clock.now_dt()
         won = await rt.jobs.claim_many(
@@ -157,34 +202,34 @@ class Publisher:
 
     async def _move_batch(self, moves: list[FencedMove]) -> list[bool]:
         EXECUTOR_BATCH_SIZE.labels(step="move").observe(len(moves))
-        return await self._rt.jobs.move_many(moves)
+        return await self.rt.jobs.move_many(moves)
 
     async def _release_batch(self, locks: list[RenewedLock]) -> list[None]:
         EXECUTOR_BATCH_SIZE.labels(step="release").observe(len(locks))
-        await RenewedLock.release_all(self._rt.redis, locks)
+        await RenewedLock.release_all(self.rt.redis, locks)
         return [None] * len(locks)
 
-    async def _renew_lease(self, job: Doc, finished: asyncio.Event) -> None:
-        """Push the MongoDB lease expiry forward until the run finishes; a miss means the
-        lease was lost."""
-        rt = self._rt
-        ttl = rt.settings.lease_ttl_seconds
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finished.wait(), ttl / 3)
-            if finished.is_set():
-                return
-            expires = rt.clock.now_dt() + timedelta(seconds=ttl)
-            try:
-                result = await rt.store.jobs.update_one(
-                    {"_id": job["_id"], "lease_seq": job["lease_seq"]},
-                    {"$set": {"lease.expires_at": expires}},
-                )
-            except Exception as exc:
-                log.warning("lease_renewal_failed", error=type(exc).__name__)
-                continue
-            if result.matched_count == 0:
-                return
+
+async def keep_lease(rt: Runtime, job: Doc, finished: asyncio.Event) -> None:
+    """Push the MongoDB lease expiry of a claimed job forward until `finished` is set; a miss
+    means the lease was lost."""
+    ttl = rt.settings.lease_ttl_seconds
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finished.wait(), ttl / 3)
+        if finished.is_set():
+            return
+        expires = rt.clock.now_dt() + timedelta(seconds=ttl)
+        try:
+            result = await rt.store.jobs.update_one(
+                {"_id": job["_id"], "lease_seq": job["lease_seq"]},
+                {"$set": {"lease.expires_at": expires}},
+            )
+        except Exception as exc:
+            log.warning("lease_renewal_failed", error=type(exc).__name__)
+            continue
+        if result.matched_count == 0:
+            return
 
 
 class Run:
@@ -192,13 +237,17 @@ class Run:
 
     def __init__(self, publisher: Publisher, job: Doc, lock: RenewedLock) -> None:
         self.p = publisher
-        self.rt = publisher._rt
+        self.rt = publisher.rt
         self.job = job
         self.lock = lock
         self.fence: int = job["lease_seq"]
         self.started = self.rt.clock.now_dt()
         #: (job id, due time, lane) to queue once the job's lock is released.
         self.requeue: tuple[str, datetime, str] | None = None
+
+    async def queue_again(self) -> None:
+        if self.requeue is not None:
+            await self.rt.queue.stage(*self.requeue)
 
     async def move(self, to: JobState, reason: str, expect: JobState = JobState.RUNNING, *,
                    set_fields: dict[str, Any] | None = None, unset: tuple[str, ...] = (),
@@ -257,7 +306,9 @@ class Run:
         except ProviderError as exc:
             await self._handle_error(post, exc, expect=JobState.RUNNING)
             return
-        content = Content.model_validate(job.get("content_override") or post["content"])
+        content = await self._content(post, account)
+        if content is None:
+            return
         try:
             media = await rt.media.resolve(content)
         except ProviderError as exc:
@@ -280,6 +331,54 @@ class Run:
         await self.move(JobState.PUBLISHING, "publishing",
                         set_fields={"publishing_at": rt.clock.now_dt()})
         await self._publish(post, account, provider, request, keyed)
+
+    async def _content(self, post: Doc, account: Doc) -> Content | None:
+        """What the job publishes: the operator's retry content, else the content frozen by
+        the generation lane, else the post's own. Generated content not frozen yet is made
+        now when the post needs no approval; otherwise the job is settled here (missed while
+        unapproved, skipped without a feed item, failed when generation fails: the
+        occurrence is due, so nothing is retried) and None is returned."""
+        job = self.job
+        if job.get("content_override"):
+            return Content.model_validate(job["content_override"])
+        if not generates(post):
+            return Content.model_validate(post["content"])
+        state = job.get("content_state")
+        if state in PUBLISHABLE_CONTENT and job.get("content"):
+            return Content.model_validate(job["content"])
+        if state == ContentState.REJECTED:
+            await self.move(JobState.CANCELLED, "content rejected", unset=("lease",))
+            JOBS.labels(outcome="cancelled").inc()
+            return None
+        if state == ContentState.AWAITING_APPROVAL or Content.model_validate(
+                post["content"]).approval_required:
+            await self._settle_missed(post, "not approved by its scheduled time")
+            return None
+        try:
+            composed = await self.rt.composer.compose(post, account, job["scheduled_for"])
+        except (GenerationFailed, ProviderError) as exc:
+            GENERATIONS.labels(outcome="failed").inc()
+            await self._fail(post, f"generation: {exc}", expect=JobState.RUNNING)
+            return None
+        if composed is None:
+            await self.skip(post)
+            return None
+        GENERATIONS.labels(outcome="generated").inc()
+        written = await self.rt.store.jobs.update_one(
+            {"_id": job["_id"], "lease_seq": self.fence},
+            {"$set": frozen(composed, self.rt.clock.now_dt())})
+        if written.matched_count == 0:
+            raise LeaseLost(job["_id"])
+        return composed.content
+
+    async def skip(self, post: Doc) -> None:
+        """The post's feed had no new item for this occurrence."""
+        await self.move(JobState.SKIPPED, "no new feed item", unset=("lease",),
+                        push=self.attempt("skipped"))
+        JOBS.labels(outcome="skipped").inc()
+        GENERATIONS.labels(outcome="skipped").inc()
+        await self.rt.queue.remove(self.job["_id"])
+        await self.p.settle_post(post)
 
     async def _post_is_live(self, post: Doc | None) -> bool:
         """A cancelled post's job is cancelled; a paused post's job waits (out of the queue)."""
@@ -311,13 +410,17 @@ class Run:
                 reason = "coalesced"
         if reason is None:
             return False
+        await self._settle_missed(post, reason)
+        return True
+
+    async def _settle_missed(self, post: Doc, reason: str) -> None:
         await self.move(JobState.MISSED, reason, unset=("lease",),
                         push=self.attempt("missed", reason))
         JOBS.labels(outcome="missed").inc()
+        late = (self.rt.clock.now_dt() - self.job["due_at"]).total_seconds()
         log.warning("job_missed", reason=reason, late_seconds=round(late, 3))
         self.rt.spawn(self.p.notifier.notify("job.missed", self._payload(reason)), "notify")
-        await self._settle_post(post)
-        return True
+        await self.p.settle_post(post)
 
     async def _held(self, account: Doc) -> bool:
         """The platform said the account's or the app's allowance is spent (a scoped 429):
@@ -431,7 +534,7 @@ class Run:
         )
         JOBS.labels(outcome="succeeded").inc()
         log.info("job_published", platform_post_id=result.platform_post_id)
-        await self._settle_post(post)
+        await self.p.settle_post(post)
 
     async def _hold(self, scope: Literal["account", "app"], until: datetime) -> None:
         """The platform said this account's (or the app's) allowance is spent until `until`."""
@@ -488,26 +591,22 @@ class Run:
         )
         self.rt.spawn(self.p.notifier.notify("job.failed", self._payload(message)), "notify")
 
-    async def _settle_post(self, post: Doc) -> None:
-        """A one-off post whose jobs are all finished is completed."""
-        if post.get("recurring"):
-            return
-        rt = self.rt
-        unfinished: Doc | None = None
-        # An unedited one-account post has exactly one job, this one: skip the look-up.
-        if len(post["account_ids"]) > 1 or post.get("version", 1) > 1:
-            unfinished = await rt.store.jobs.find_one(
-                {"post_id": post["_id"], "state": {"$nin": [str(s) for s in TERMINAL_STATES]}},
-                projection={"_id": 1},
-            )
-        if unfinished is None:
-            await self.p.complete_post.load(post["_id"])
-
     def _payload(self, error: str) -> dict[str, Any]:
-        job = self.job
-        return {"job_id": job["_id"], "post_id": job["post_id"],
-                "account_id": job["account_id"], "platform": job["platform"],
-                "scheduled_for": job["scheduled_for"].isoformat(), "error": error}
+        return failure_payload(self.job, error)
+
+
+def failure_payload(job: Doc, error: str) -> dict[str, Any]:
+    """What a notification about the job says."""
+    return {"job_id": job["_id"], "post_id": job["post_id"], "account_id": job["account_id"],
+            "platform": job["platform"], "scheduled_for": job["scheduled_for"].isoformat(),
+            "error": error}
+
+
+def frozen(composed: Composed, now: datetime) -> Doc:
+    """The fields that freeze generated content on its job."""
+    return {"content": composed.content.model_dump(mode="json"),
+            "content_state": str(composed.state), "generation": composed.record,
+            "updated_at": now}
 
 
 def _hold_scopes(account_id: str, platform: str) -> list[str]:

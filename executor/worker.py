@@ -1,15 +1,19 @@
-"""The claim loop: pop due jobs (high lane first) into free slots, and otherwise sleep until the
-earliest due time, woken early by a pub/sub message when something earlier is staged."""
+"""The claim loop: pop due jobs (high lane first, then due generations) into free slots, and
+otherwise sleep until the earliest due time, woken early by a pub/sub message when something
+earlier is staged."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
+from typing import Any
 
 import pymongo
 from pymongo.errors import PyMongoError
 from redis.asyncio.client import PubSub
 
+from executor.generate import Generator
 from executor.publish import Publisher
 from shared.logging import get_logger
 from shared.metrics import JOBS_IN_FLIGHT
@@ -28,6 +32,7 @@ class Worker:
     def __init__(self, rt: Runtime, publisher: Publisher, concurrency: int) -> None:
         self._rt = rt
         self._publisher = publisher
+        self._generator = Generator(publisher)
         self._concurrency = concurrency
         #: Jobs are popped and claimed this long before they are due (`executor_lead_ms`), so
         #: that the claim and the reads are done when the due time comes and only the platform
@@ -64,8 +69,10 @@ class Worker:
             await asyncio.sleep(ERROR_BACKOFF)
             return
         for job_id in popped.job_ids:
-            self._start(job_id)
-        if len(popped.job_ids) == free:
+            self._start(self._publisher.run(job_id), job_id)
+        for job_id in popped.generations:
+            self._start(self._generator.run(job_id), job_id)
+        if len(popped.job_ids) + len(popped.generations) == free:
             return
         if popped.next_due_ms is None:
             await self._sleep(MAX_SLEEP)
@@ -89,8 +96,8 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), min(seconds, MAX_SLEEP))
 
-    def _start(self, job_id: str) -> None:
-        task = asyncio.create_task(self._guarded(job_id), name=f"job {job_id}")
+    def _start(self, work: Coroutine[Any, Any, None], job_id: str) -> None:
+        task = asyncio.create_task(self._guarded(work, job_id), name=f"job {job_id}")
         self._in_flight.add(task)
         JOBS_IN_FLIGHT.set(len(self._in_flight))
         task.add_done_callback(self._finished)
@@ -100,10 +107,10 @@ class Worker:
         JOBS_IN_FLIGHT.set(len(self._in_flight))
         self._wake.set()
 
-    async def _guarded(self, job_id: str) -> None:
+    async def _guarded(self, work: Coroutine[Any, Any, None], job_id: str) -> None:
         """A failure here leaves the job to the lease expiry and the recovery sweep."""
         try:
-            await self._publisher.run(job_id)
+            await work
         except PyMongoError as exc:
             self._store_suspect = True
             log.warning("job_interrupted", job_id=job_id, error=type(exc).__name__)

@@ -19,7 +19,7 @@ from scheduler.planning import materialise
 from shared.keys import LANES
 from shared.logging import get_logger
 from shared.metrics import SWEEP_DURATION, SWEEP_LAST_SUCCESS, SWEEP_REPAIRS
-from shared.models import TERMINAL_STATES, JobState, PostStatus, new_id
+from shared.models import TERMINAL_STATES, ContentState, JobState, PostStatus, new_id
 from shared.runtime import Runtime
 from shared.staging import stage_due
 from shared.store import Doc
@@ -88,6 +88,9 @@ class Sweeper:
                 )
                 if doc is not None:
                     await rt.queue.stage(doc["_id"], doc["due_at"], doc.get("priority", "normal"))
+                    if doc.get("content_state") == ContentState.PENDING:
+                        # A generation whose executor died: generated again at once.
+                        await rt.queue.stage_generation(doc["_id"], now)
                     repairs["running_lease_expired"] += 1
             else:
                 repairs[await reconcile(rt, self._publisher, job)] += 1

@@ -9,7 +9,7 @@ from pymongo import UpdateOne
 
 from scheduler.cron import occurrences
 from shared.metrics import JOBS
-from shared.models import JobState, new_id
+from shared.models import ContentState, JobState, generate_ahead, generates, new_id
 from shared.runtime import Runtime
 from shared.store import Doc
 
@@ -37,12 +37,24 @@ def new_job(post: Doc, account: Doc, scheduled_for: datetime, state: JobState, n
         "created_at": now,
         "updated_at": now,
         "transitions": [{"state": str(state), "at": now, "node": None, "reason": reason}],
+        **_generation_fields(post, scheduled_for),
     }
 
 
+def _generation_fields(post: Doc, scheduled_for: datetime) -> Doc:
+    """A job whose content is generated waits for it (`content_state`), from `generate_at`."""
+    if not generates(post):
+        return {}
+    return {"content_state": str(ContentState.PENDING),
+            "generate_at": scheduled_for - generate_ahead(post)}
+
+
 def fire_times(post: Doc, until: datetime) -> list[datetime]:
-    """Occurrences of the post not materialised yet, up to `until`."""
+    """Occurrences of the post not materialised yet, up to `until`; a post whose content is
+    generated looks further, by its `generate_ahead_seconds`, so that each occurrence's job
+    exists when its generation is due."""
     schedule: dict[str, Any] = post["schedule"]
+    until += generate_ahead(post)
     if "at" in schedule:
         return [] if post.get("materialised_until") else [schedule["at"]]
     after = post.get("materialised_until") or post["created_at"] - timedelta(microseconds=1)
@@ -75,7 +87,7 @@ def planned_jobs(post: Doc, accounts: list[Doc], times: list[datetime],
 def marker_update(post: Doc, times: list[datetime], until: datetime) -> Doc | None:
     """How far the post is materialised once its jobs at `times` are in; None if unchanged."""
     if post["recurring"]:
-        return {"$max": {"materialised_until": until}}
+        return {"$max": {"materialised_until": until + generate_ahead(post)}}
     if times:
         return {"$set": {"materialised_until": times[0]}}
     return None

@@ -14,7 +14,7 @@ from typing import Any
 from scheduler.planning import materialise
 from shared.logging import get_logger
 from shared.metrics import WINDOW_CHECKS
-from shared.models import PostStatus
+from shared.models import PostStatus, generate_ahead
 from shared.runtime import Runtime
 from shared.staging import always, stage_due
 from shared.store import Doc
@@ -51,7 +51,8 @@ async def _materialise_recurring(rt: Runtime, until: Any, active: Callable[[], b
         async for post in cursor:
             if not active():
                 break
-            if post.get("materialised_until") and post["materialised_until"] >= until:
+            if post.get("materialised_until") and (
+                    post["materialised_until"] >= until + generate_ahead(post)):
                 continue
             missing = [a for a in post["account_ids"] if a not in accounts]
             if missing:

@@ -1,8 +1,11 @@
-"""The due queue: one Redis sorted set per priority lane, scored by due time in ms."""
+"""The due queue: one Redis sorted set per priority lane, scored by due time in ms, and the
+generation lane (DESIGN §10), scored by when a job's content is to be generated. The lanes are
+popped together, publishing lanes first; a generation entry carries GENERATE before the job's
+id, so a popped id says which work it is."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from redis.asyncio import Redis
@@ -13,6 +16,9 @@ from shared.keys import LANES, Keys
 from shared.lua import Scripts
 from shared.models import Priority
 
+#: What a generation lane entry carries before the job's id.
+GENERATE = "generate:"
+
 
 @dataclass(frozen=True)
 class Popped:
@@ -20,6 +26,8 @@ class Popped:
     #: Due time of the earliest member left in any lane, or None when the queue is empty.
     next_due_ms: int | None
     job_ids: list[str]
+    #: Jobs whose content is to be generated now.
+    generations: list[str] = field(default_factory=list)
 
 
 class DueQueue:
@@ -35,18 +43,38 @@ class DueQueue:
         await self._scripts.stage(keys=[self._keys.lane(priority), self._keys.wake],
                                   args=[score, job_id], client=client)
 
+    async def stage_generation(self, job_id: str, at: datetime,
+                               client: Redis | Pipeline | ClusterPipeline | None = None) -> None:
+        """Queue the generation of the job's content at `at` (or move it there)."""
+        await self._scripts.stage(
+            keys=[self._keys.generate_lane, self._keys.wake],
+            args=[int(at.timestamp() * 1000), GENERATE + job_id], client=client)
+
     async def pop(self, limit: int, lead_ms: int = 0) -> Popped:
-        """Pop up to `limit` jobs due within `lead_ms` from now, high lane first."""
-        raw = await self._scripts.pop_due(keys=self._keys.lanes, args=[limit, lead_ms])
+        """Pop up to `limit` jobs due within `lead_ms` from now, high lane first, then
+        generations due by now."""
+        raw = await self._scripts.pop_due(keys=[*self._keys.lanes, self._keys.generate_lane],
+                                          args=[limit, lead_ms])
         now_ms, next_due = int(raw[0]), int(raw[1])
         ids = [r.decode() if isinstance(r, bytes) else str(r) for r in raw[2:]]
-        return Popped(now_ms, None if next_due < 0 else next_due, ids)
+        return Popped(now_ms, None if next_due < 0 else next_due,
+                      [i for i in ids if not i.startswith(GENERATE)],
+                      [i.removeprefix(GENERATE) for i in ids if i.startswith(GENERATE)])
 
     async def remove(self, job_id: str) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in self._keys.lanes:
                 pipe.zrem(key, job_id)
+            pipe.zrem(self._keys.generate_lane, GENERATE + job_id)
             await pipe.execute()
+
+    async def generations_queued(self, job_ids: list[str]) -> set[str]:
+        """Which of these jobs have their generation queued."""
+        if not job_ids:
+            return set()
+        scores = await self._redis.zmscore(self._keys.generate_lane,
+                                           [GENERATE + j for j in job_ids])
+        return {j for j, s in zip(job_ids, scores, strict=True) if s is not None}
 
     async def contains(self, job_ids: list[str]) -> set[str]:
         """Which of these ids are in any lane (one pipelined ZMSCORE per lane)."""

@@ -15,6 +15,8 @@ class Keys:
         self.wake = f"{self.prefix}:wake"
         self.events = f"{self.prefix}:events"
         self.generation = f"{self.prefix}:generation"
+        #: Jobs whose content is to be generated, scored by when (DESIGN §10).
+        self.generate_lane = f"{self.prefix}:generate"
         self.sweep_lock = f"{self.prefix}:lock:sweep"
 
     def lane(self, priority: Priority | str) -> str:

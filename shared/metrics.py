@@ -23,7 +23,8 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
     REGISTRY.register(_collector)
 
-OUTCOMES = ("succeeded", "failed", "retried", "deferred", "missed", "unconfirmed", "cancelled")
+OUTCOMES = ("succeeded", "failed", "retried", "deferred", "missed", "unconfirmed", "cancelled",
+            "skipped")
 #: `ProviderError.error_class` of every class in the provider taxonomy.
 ERROR_CLASSES = ("error", "rate_limited", "transient", "outcome_unknown", "auth_expired",
                  "permanent", "auth_revoked")

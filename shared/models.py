@@ -3,7 +3,8 @@ accounts, posts and jobs. API request and response schemas build on these."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -73,10 +74,12 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
     MISSED = "missed"
     UNCONFIRMED = "unconfirmed"
+    #: A feed-driven occurrence whose feed had no new item (API.md "Generated content").
+    SKIPPED = "skipped"
 
 
 TERMINAL_STATES = frozenset(
-    {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.MISSED}
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.MISSED, JobState.SKIPPED}
 )
 WAITING_STATES = frozenset({JobState.PENDING, JobState.STAGED, JobState.RETRY_WAIT})
 ACTIVE_STATES = frozenset({JobState.RUNNING, JobState.PUBLISHING})
@@ -90,7 +93,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
                                 JobState.MISSED}),
     JobState.RUNNING: frozenset({JobState.PUBLISHING, JobState.PENDING, JobState.STAGED,
                                  JobState.RETRY_WAIT, JobState.FAILED, JobState.CANCELLED,
-                                 JobState.MISSED}),
+                                 JobState.MISSED, JobState.SKIPPED}),
     JobState.PUBLISHING: frozenset({JobState.SUCCEEDED, JobState.RETRY_WAIT, JobState.FAILED,
                                     JobState.UNCONFIRMED, JobState.STAGED}),
     JobState.RETRY_WAIT: frozenset({JobState.STAGED, JobState.RUNNING, JobState.CANCELLED,
@@ -101,7 +104,23 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.MISSED: frozenset({JobState.STAGED, JobState.PENDING}),
     JobState.CANCELLED: frozenset({JobState.STAGED, JobState.PENDING}),
     JobState.SUCCEEDED: frozenset({JobState.STAGED, JobState.PENDING}),
+    JobState.SKIPPED: frozenset({JobState.STAGED, JobState.PENDING}),
 }
+
+
+class ContentState(StrEnum):
+    """Where a job's generated content is (API.md "Generated content"); a job whose post's
+    content is written once has none."""
+
+    PENDING = "pending"
+    GENERATED = "generated"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+#: The content states whose frozen content may be published.
+PUBLISHABLE_CONTENT = frozenset({ContentState.GENERATED, ContentState.APPROVED})
 
 
 def can_transition(source: JobState, target: JobState) -> bool:
@@ -140,8 +159,8 @@ class Media(Strict):
     model_config = ConfigDict(json_schema_extra={"oneOf": [
         {"required": [key], "properties": {key: {"type": "string"}}} for key in ("id", "url")]})
 
-    id: Annotated[str, Field(pattern=MEDIA_ID)] | None = Field(None, exclude_if=_absent)
-    url: HttpUrl | None = Field(None, exclude_if=_absent)
+    id: Annotated[str, Field(pattern=MEDIA_ID)] | None = Field(default=None, exclude_if=_absent)
+    url: HttpUrl | None = Field(default=None, exclude_if=_absent)
     alt: Annotated[str, Field(max_length=ALT_MAX)] = ""
     mime_type: Annotated[str, Field(pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$")] | None = None
 
@@ -157,20 +176,94 @@ class ThreadItem(Strict):
     media: Annotated[list[Media], Field(max_length=20)] = []
 
 
+class FeedSource(Strict):
+    feed: HttpUrl
+
+
+class Generate(Strict):
+    """What the language model is asked for: the post's text (`prompt`), a picture (`image`),
+    or both; each is a template rendered like `content.template`."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": [key], "properties": {key: {"type": "string"}}}
+        for key in ("prompt", "image")]})
+
+    prompt: Annotated[str, Field(min_length=1, max_length=10_000)] | None = Field(
+        default=None, exclude_if=_absent)
+    image: Annotated[str, Field(min_length=1, max_length=4000)] | None = Field(
+        default=None, exclude_if=_absent)
+
+    @model_validator(mode="after")
+    def _something(self) -> Generate:
+        if self.prompt is None and self.image is None:
+            raise ValueError("give prompt, image or both")
+        return self
+
+
+Approval = Literal["auto", "required"]
+
+
 class Content(Strict):
-    text: Annotated[str, Field(max_length=100_000)]
+    """A post's content: written once (`text`, `media`), or made per occurrence from a
+    `template`, a feed (`source`) and a model (`generate`). The generator fields are left out
+    of a dump when unset, so written content keeps its form."""
+
+    text: Annotated[str, Field(max_length=100_000)] = ""
     #: The title YouTube requires and TikTok photo posts use; each platform checks its length.
     #: Left out of a dump when unset, as content without one always was.
     title: Annotated[str, Field(min_length=1, max_length=1000)] | None = Field(
-        None, exclude_if=_absent)
+        default=None, exclude_if=_absent)
     media: Annotated[list[Media], Field(max_length=20)] = []
     thread: Annotated[list[ThreadItem], Field(max_length=50)] = []
+    template: Annotated[str, Field(min_length=1, max_length=10_000)] | None = Field(
+        default=None, exclude_if=_absent)
+    source: FeedSource | None = Field(default=None, exclude_if=_absent)
+    generate: Generate | None = Field(default=None, exclude_if=_absent)
+    #: Default: `required` with `generate`, else `auto`.
+    approval: Approval | None = Field(default=None, exclude_if=_absent)
 
     @model_validator(mode="after")
     def _not_empty(self) -> Content:
-        if not self.text.strip() and not self.media:
+        prompt = self.generate is not None and self.generate.prompt is not None
+        if self.template is not None and self.text.strip():
+            raise ValueError("give text or template, not both")
+        if prompt and self.template is None and self.text.strip():
+            raise ValueError("generate.prompt makes the text: leave text out, or give a "
+                             "template that places {{ generated }}")
+        if self.source is not None and self.template is None and not prompt:
+            raise ValueError("a feed's items reach the post only through template or "
+                             "generate.prompt")
+        if not self.generated and not self.text.strip() and not self.media:
             raise ValueError("text or media is required")
         return self
+
+    @property
+    def generated(self) -> bool:
+        """Made per occurrence, by the generation lane (DESIGN §10)."""
+        return self.template is not None or self.generate is not None
+
+    @property
+    def approval_required(self) -> bool:
+        if self.approval is not None:
+            return self.approval == "required"
+        return self.generate is not None
+
+    def written(self, text: str, media: list[Media]) -> Content:
+        """The content to publish: `text`, the written media then `media`, no generator."""
+        return Content(text=text, title=self.title, media=[*self.media, *media],
+                       thread=self.thread)
+
+
+def generates(post: Mapping[str, Any]) -> bool:
+    """Whether the post's content is made per occurrence (`Content.generated`)."""
+    content: Mapping[str, Any] = post["content"]
+    return "template" in content or "generate" in content
+
+
+def generate_ahead(post: Mapping[str, Any]) -> timedelta:
+    """How long before each occurrence its content is generated; none for written content."""
+    return timedelta(seconds=post.get("generate_ahead_seconds", 0)) if generates(post) \
+        else timedelta(0)
 
 
 class AtSchedule(Strict):

@@ -17,6 +17,8 @@ from shared.config import Settings
 from shared.crypto import CredentialBox
 from shared.due_queue import DueQueue
 from shared.events import EventFeed, EventHub
+from shared.generation.compose import Composer
+from shared.generation.feed_items import FeedItems
 from shared.jobs import JobBook
 from shared.keys import Keys
 from shared.logging import get_logger
@@ -74,11 +76,17 @@ class Runtime:
     providers: dict[str, Provider] = field(default_factory=dict)
     #: The node's one subscription the event streams share, started by the first stream.
     event_hub: EventHub = field(init=False)
+    #: The feed items each post has seen and claimed (generated content, DESIGN §10).
+    feed_items: FeedItems = field(init=False)
+    #: Generated content: the language model and the feed session, opened once per node.
+    composer: Composer = field(init=False)
 
     def __post_init__(self) -> None:
         self.event_hub = EventHub(
             self.redis, self.keys.events, self.settings.event_streams_max, self.spawn
         )
+        self.feed_items = FeedItems(self.store.db)
+        self.composer = Composer(self)
 
     @classmethod
     async def open(cls, settings: Settings, startup: Startup | None = None) -> Runtime:
@@ -102,9 +110,13 @@ class Runtime:
             await pin_to_slot(redis, keys.prefix)
             await clock.sync()
 
+        async def mongodb_up() -> None:
+            await store.ensure_indexes()
+            await FeedItems(store.db).ensure_indexes()
+
         up = await asyncio.gather(
             _retry_until_up("redis", redis_up, startup),
-            _retry_until_up("mongodb", store.ensure_indexes, startup),
+            _retry_until_up("mongodb", mongodb_up, startup),
         )
         if not all(up):
             await store.close()
@@ -182,6 +194,7 @@ class Runtime:
                 log.warning("tasks_not_stopped", tasks=sorted(t.get_name() for t in stuck))
         await self.events.flush()
         await self.http.close()
+        await self.composer.close()
         await self.media.close()
         await self.store.close()
         await self.redis.aclose()

@@ -90,6 +90,10 @@ class Store:
                            name="list_by_account"),
                 IndexModel([("account_id", ASCENDING), ("state", ASCENDING), ("_id", ASCENDING)],
                            name="list_by_account_state"),
+                # The generation lane's staging (shared.staging.stage_generations) and
+                # GET /jobs?content_state=.
+                IndexModel([("content_state", ASCENDING), ("generate_at", ASCENDING)],
+                           name="content_generate"),
             ]
         )
         await self.posts.create_indexes(

@@ -11,6 +11,9 @@ from croniter import CroniterError
 
 from scheduler.api.errors import Problem
 from scheduler.cron import next_occurrence
+from shared.generation import template
+from shared.generation.errors import GenerationFailed
+from shared.generation.feeds import Fetched
 from shared.models import AtSchedule, Content, Schedule
 from shared.providers.registry import available_platforms
 from shared.runtime import Runtime
@@ -55,14 +58,68 @@ async def content_problems(rt: Runtime, content: Content, accounts: Iterable[Doc
     accounts is reported once. `media` is what `rt.media.known` already read (a batch reads
     the media of all its posts at once)."""
     infos, problems = await rt.media.describe(content, media)
+    problems += generation_problems(rt, content)
+    # Generated text is checked when it is made; here its sample stands in for it, so that
+    # the platforms check what they can now (media, thread, title).
+    checked = content.written(_sample_text(content), []) if content.generated else content
     for account in accounts:
         if account["platform"] not in available_platforms():
             continue
         provider = rt.provider(account["platform"])
-        for problem in await provider.check_content(content, account.get("config", {}), infos):
+        for problem in await provider.check_content(checked, account.get("config", {}), infos):
             if problem not in problems:
                 problems.append(problem)
     return problems
+
+
+def _variables(content: Content, *, prompt: bool) -> list[str]:
+    """What a template of `content` may name: `item` with a feed, `generated` in the post's
+    template when a prompt makes it."""
+    names = ["occurrence", "account"]
+    if content.source is not None:
+        names.append("item")
+    if not prompt and content.generate is not None and content.generate.prompt is not None:
+        names.append("generated")
+    return names
+
+
+def generation_problems(rt: Runtime, content: Content) -> list[Problem]:
+    """The template and the prompts rendered against sample data, and a language model
+    configured for `generate` (API.md "Generated content")."""
+    problems: list[Problem] = []
+    if content.template is not None:
+        problems += template.check(content.template,
+                                   available=_variables(content, prompt=False))
+    if content.generate is not None:
+        for name in ("prompt", "image"):
+            text = getattr(content.generate, name)
+            if text is not None:
+                problems += template.check(text, field=f"content.generate.{name}",
+                                           available=_variables(content, prompt=True))
+        if rt.composer.model is None:
+            problems.append(("content.generate", "no language model is configured: set "
+                                                 "HERALD_LLM_BASE_URL and HERALD_LLM_MODEL"))
+    return problems
+
+
+def _sample_text(content: Content) -> str:
+    if content.template is None:
+        return str(template.SAMPLE["generated"])
+    try:
+        return template.render(content.template, template.SAMPLE)
+    except template.TemplateProblem:  # reported by generation_problems
+        return str(template.SAMPLE["generated"])
+
+
+async def feed_now(rt: Runtime, content: Content) -> tuple[Fetched | None, list[Problem]]:
+    """The post's feed as it is now, whose items count as seen once the post is created; a
+    feed that cannot be fetched or read refuses the post."""
+    if content.source is None:
+        return None, []
+    try:
+        return await rt.composer.fetch_feed(str(content.source.feed)), []
+    except GenerationFailed as exc:
+        return None, [("content.source.feed", f"cannot be read: {exc}")]
 
 
 def schedule_problems(schedule: Schedule, grace_seconds: int, now: datetime) -> list[Problem]:

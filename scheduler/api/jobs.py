@@ -7,10 +7,12 @@ job in between, the transition matches nothing and the answer is a 409, never a 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
+from pymongo import ReturnDocument
 
 from scheduler.api import effects
 from scheduler.api.checks import content_problems
@@ -20,6 +22,7 @@ from scheduler.api.pagination import page
 from scheduler.api.schemas import (
     WHOLE,
     AttemptOut,
+    JobApprove,
     JobFilter,
     JobOut,
     JobPage,
@@ -31,7 +34,16 @@ from scheduler.api.schemas import (
     PartOut,
 )
 from scheduler.api.wire import find_or_404, read_body, read_query, respond, runtime
-from shared.models import ACTIVE_STATES, JobState, PostStatus, Strict
+from shared.models import (
+    ACTIVE_STATES,
+    PUBLISHABLE_CONTENT,
+    WAITING_STATES,
+    Content,
+    ContentState,
+    JobState,
+    PostStatus,
+    Strict,
+)
 from shared.runtime import Runtime
 from shared.store import Doc
 
@@ -91,6 +103,9 @@ def job_out(doc: Doc) -> JobOut:
         error=doc.get("error"), error_class=error_class(doc.get("error")),
         parts=[PartOut(n=p["n"], platform_post_id=p.get("platform_post_id"), url=p.get("url"))
                for p in (doc.get("checkpoints") or {}).get("parts") or []],
+        content_state=doc.get("content_state"),
+        content=doc.get("content"),
+        generation=doc.get("generation"),
     )
 
 
@@ -120,6 +135,8 @@ async def job_query(rt: Runtime, f: JobFilter) -> Doc:
             where[key] = getattr(f, key)
     if f.error_class is not None:
         where["error"] = {"$regex": f"^{f.error_class}: "}
+    if f.content_state is not None:
+        where["content_state"] = str(f.content_state)
     if f.since is not None or f.until is not None:
         where["scheduled_for"] = {
             **({"$gte": f.since} if f.since is not None else {}),
@@ -129,7 +146,7 @@ async def job_query(rt: Runtime, f: JobFilter) -> Doc:
         text = {"$regex": _literal(f.q), "$options": "i"}
         posts = await rt.store.posts.find({"content.text": text}, {"_id": 1}).limit(
             MAX_SEARCH_POSTS).to_list()
-        where["$or"] = [{"error": text}, {"content_override.text": text},
+        where["$or"] = [{"error": text}, {"content_override.text": text}, {"content.text": text},
                         {"post_id": {"$in": [p["_id"] for p in posts]}}]
     return where
 
@@ -181,6 +198,11 @@ async def retry(rt: Runtime, job_id: str, body: JobRetry) -> Doc:
                  "next_attempt_at": None, "lease": None}
     if body.content is not None:
         sets["content_override"] = body.content.model_dump(mode="json")
+    unfrozen = job.get("content_state") not in (None, *PUBLISHABLE_CONTENT)
+    if unfrozen and body.content is None:
+        # Its content was never made or approved (the generation failed, the approval did
+        # not come): it is made again now, and waits for approval again where it must.
+        sets.update(content_state=str(ContentState.PENDING), generate_at=rt.clock.now_dt())
     retried = await rt.jobs.transition(
         job["_id"], expect=[state], to=JobState.PENDING,
         reason="force_retry" if body.force else "retry", set_fields=sets,
@@ -296,6 +318,102 @@ async def resolve_job(request: web.Request) -> web.Response:
     return respond(job_out(await resolve(rt, request.match_info["id"], body)))
 
 
+async def _generated_job(rt: Runtime, job_id: str, states: Iterable[ContentState],
+                         verb: str) -> Doc:
+    """The job, when it waits (not being generated or published) with content in `states`."""
+    job = await _job(rt, job_id)
+    content_state = job.get("content_state")
+    if content_state is None:
+        raise conflict("the job's content is written, not generated; there is nothing to "
+                       f"{verb}")
+    if content_state not in states:
+        raise conflict(f"the job's content is {content_state}; it cannot be {verb}d now")
+    if job["state"] not in WAITING_STATES:
+        raise conflict(f"the job is {job['state']}; its content cannot be {verb}d now")
+    return job
+
+
+async def _set_content(rt: Runtime, job: Doc, sets: Doc, unset: Iterable[str] = ()) -> Doc:
+    """Change the fields of a waiting job whose content is still as read; a 409 when an
+    executor or another operator moved it in between."""
+    update: Doc = {"$set": {**sets, "updated_at": rt.clock.now_dt()}}
+    if unset:
+        update["$unset"] = dict.fromkeys(unset, "")
+    done = await rt.store.jobs.find_one_and_update(
+        {"_id": job["_id"], "state": job["state"], "lease_seq": job["lease_seq"],
+         "content_state": job["content_state"]},
+        update, return_document=ReturnDocument.AFTER)
+    if done is None:
+        raise await _lost_race(rt, job["_id"])
+    return done
+
+
+async def approve(rt: Runtime, job_id: str, body: JobApprove) -> Doc:
+    """Approve the job's generated content, with `body.text` instead of the generated text
+    when given (checked against the platform's limits as any post's text is)."""
+    job = await _generated_job(rt, job_id, [ContentState.AWAITING_APPROVAL], "approve")
+    content = Content.model_validate(job["content"])
+    edited = body.text is not None and body.text != content.text
+    if edited:
+        content = content.written(body.text or "", [])
+        account = await rt.store.accounts.find_one({"_id": job["account_id"]})
+        problems = await content_problems(rt, content, [account] if account else [])
+        if problems:
+            raise invalid([("text" if where == "content.text" else where, message)
+                           for where, message in problems])
+    done = await _set_content(rt, job, {
+        "content_state": str(ContentState.APPROVED),
+        "content": content.model_dump(mode="json"),
+        "approval": {"at": rt.clock.now_dt(), "edited": edited}})
+    await rt.jobs.announce(done, "content approved")
+    return done
+
+
+async def reject(rt: Runtime, job_id: str) -> Doc:
+    """Reject the job's generated content: the occurrence is not published."""
+    job = await _generated_job(rt, job_id, [ContentState.AWAITING_APPROVAL], "reject")
+    done = await rt.jobs.transition(
+        job["_id"], expect=[JobState(job["state"])], to=JobState.CANCELLED,
+        reason="content rejected",
+        extra_filter={"content_state": str(ContentState.AWAITING_APPROVAL),
+                      "lease_seq": job["lease_seq"]},
+        set_fields={"content_state": str(ContentState.REJECTED)})
+    if done is None:
+        raise await _lost_race(rt, job["_id"])
+    await rt.queue.remove(job["_id"])
+    return done
+
+
+async def regenerate(rt: Runtime, job_id: str) -> Doc:
+    """Make the job's content again now, from its post as it is (the same feed item: the
+    occurrence keeps the one it took)."""
+    job = await _generated_job(rt, job_id, list(ContentState), "regenerate")
+    if job["content_state"] == ContentState.REJECTED:
+        raise conflict("the job's content was rejected and the job cancelled; retry the job "
+                       "to publish this occurrence")
+    done = await _set_content(
+        rt, job, {"content_state": str(ContentState.PENDING), "generate_at": rt.clock.now_dt()},
+        unset=("content", "generation", "generation_error", "generation_tries"))
+    await rt.queue.stage_generation(done["_id"], done["generate_at"])
+    await rt.jobs.announce(done, "content regenerating")
+    return done
+
+
+async def approve_job(request: web.Request) -> web.Response:
+    rt = runtime(request)
+    body = await read_body(request, JobApprove, required=False)
+    return respond(job_out(await approve(rt, request.match_info["id"], body)))
+
+
+async def reject_job(request: web.Request) -> web.Response:
+    return respond(job_out(await reject(runtime(request), request.match_info["id"])))
+
+
+async def regenerate_job(request: web.Request) -> web.Response:
+    rt = runtime(request)
+    return respond(job_out(await regenerate(rt, request.match_info["id"])), status=202)
+
+
 ENDPOINTS = [
     Endpoint("GET", "/jobs", list_jobs, "List jobs", JobPage, query=JobQuery, errors=(422,)),
     Endpoint("POST", "/jobs/retry", retry_jobs,
@@ -310,4 +428,12 @@ ENDPOINTS = [
              JobOut, errors=(404, 409)),
     Endpoint("POST", "/jobs/{id}/resolve", resolve_job, "Settle an unconfirmed job", JobOut,
              body=JobResolve, errors=(400, 404, 409, 422)),
+    Endpoint("POST", "/jobs/{id}/approve", approve_job,
+             "Approve a job's generated content, optionally with edited text", JobOut,
+             body=JobApprove, body_required=False, errors=(400, 404, 409, 422)),
+    Endpoint("POST", "/jobs/{id}/reject", reject_job,
+             "Reject a job's generated content (the job is cancelled)", JobOut,
+             errors=(404, 409)),
+    Endpoint("POST", "/jobs/{id}/regenerate", regenerate_job,
+             "Make a waiting job's content again now", JobOut, status=202, errors=(404, 409)),
 ]

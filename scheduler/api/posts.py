@@ -17,6 +17,7 @@ from scheduler.api import effects
 from scheduler.api.checks import (
     account_problems,
     content_problems,
+    feed_now,
     find_accounts,
     schedule_problems,
 )
@@ -36,18 +37,25 @@ from scheduler.api.schemas import (
     PostPatch,
     PostQuery,
     PostSummary,
+    PreviewAccount,
+    PreviewOut,
 )
 from scheduler.api.wire import find_or_404, read_body, read_query, respond, runtime
 from scheduler.cron import next_occurrence
 from scheduler.planning import materialise_new
+from shared.generation.errors import GenerationFailed
+from shared.generation.feeds import Fetched
 from shared.models import (
     WAITING_STATES,
+    AtSchedule,
+    Content,
     CronSchedule,
     PostStatus,
     Schedule,
     new_id,
     schedule_from_doc,
 )
+from shared.providers.base import ProviderError
 from shared.runtime import Runtime
 from shared.store import Doc
 
@@ -91,6 +99,7 @@ def _summary_fields(post: Doc, waiting: list[Doc], now: datetime) -> Doc:
         "priority": post["priority"], "misfire_grace_seconds": post["misfire_grace_seconds"],
         "publish_late": post["publish_late"], "created_at": post["created_at"],
         "updated_at": post["updated_at"],
+        "generate_ahead_seconds": post.get("generate_ahead_seconds", 3600),
     }
 
 
@@ -121,14 +130,26 @@ async def _post(rt: Runtime, post_id: str) -> Doc:
 
 async def _checked(rt: Runtime, body: PostCreate, now: datetime,
                    found: dict[str, Doc] | None = None,
-                   media: dict[str, Doc] | None = None) -> list[Doc]:
-    """The post's accounts, once every check that needs the store or a platform passed."""
+                   media: dict[str, Doc] | None = None) -> tuple[list[Doc], Fetched | None]:
+    """The post's accounts and its feed as it is now, once every check that needs the store,
+    a platform or the feed passed."""
     accounts, problems = await account_problems(rt, body.account_ids, found)
     problems += await content_problems(rt, body.content, accounts, media)
     problems += schedule_problems(body.schedule, body.misfire_grace_seconds, now)
+    feed: Fetched | None = None
+    if not problems:
+        feed, problems = await feed_now(rt, body.content)
     if problems:
         raise invalid(problems)
-    return accounts
+    return accounts, feed
+
+
+async def _seed(rt: Runtime, post: Doc, feed: Fetched | None) -> None:
+    """The items the post's feed holds now count as seen: its occurrences publish only newer
+    ones."""
+    if feed is not None:
+        await rt.feed_items.seed(post["_id"], post["content"]["source"]["feed"],
+                                 feed.items or [], feed.validators)
 
 
 def _new_post(body: PostCreate, now: datetime) -> Doc:
@@ -143,6 +164,7 @@ def _new_post(body: PostCreate, now: datetime) -> Doc:
         "version": 1,
         "misfire_grace_seconds": body.misfire_grace_seconds,
         "publish_late": body.publish_late,
+        "generate_ahead_seconds": body.generate_ahead_seconds,
         "created_at": now,
         "updated_at": now,
     }
@@ -152,9 +174,10 @@ async def create_post(request: web.Request) -> web.Response:
     rt = runtime(request)
     body = await read_body(request, PostCreate)
     now = rt.clock.now_dt()
-    accounts = await _checked(rt, body, now)
+    accounts, feed = await _checked(rt, body, now)
     post = _new_post(body, now)
     await rt.store.posts.insert_one(post)
+    await _seed(rt, post, feed)
     # A new post's jobs are exactly those planned now: answer from them, without reading back.
     jobs = [] if body.draft else await effects.plan(rt, post, accounts)
     jobs.sort(key=lambda j: (j["scheduled_for"], j["_id"]))
@@ -178,14 +201,19 @@ async def create_posts(request: web.Request) -> web.Response:
     found = await find_accounts(rt, (a for b in bodies.values() for a in b.account_ids))
     media = await rt.media.known(b.content for b in bodies.values())
     accepted: list[tuple[int, Doc, list[Doc]]] = []
+    feeds: list[tuple[Doc, Fetched]] = []
     for index, body in bodies.items():
         try:
-            accounts = await _checked(rt, body, now, found, media)
+            accounts, feed = await _checked(rt, body, now, found, media)
             accepted.append((index, _new_post(body, now), accounts))
+            if feed is not None:
+                feeds.append((accepted[-1][1], feed))
         except ApiError as exc:
             results[index] = _refused(index, exc)
     if accepted:
         await rt.store.posts.insert_many([post for _, post, _ in accepted], ordered=False)
+        for post, feed in feeds:
+            await _seed(rt, post, feed)
         live = [(post, accounts) for _, post, accounts in accepted
                 if post["status"] == PostStatus.SCHEDULED]
         jobs = await materialise_new(rt, live, effects.horizon(rt))
@@ -197,6 +225,52 @@ async def create_posts(request: web.Request) -> web.Response:
             results[index] = BatchResult(index=index, status=201,
                                          post=post_view(rt, post, by_post.get(post["_id"], [])))
     return respond(BatchOut(results=[results[i] for i in sorted(results)]), status=207)
+
+
+async def preview_post(request: web.Request) -> web.Response:
+    """The text each account would get for the post's next occurrence; nothing is stored, no
+    feed item is taken and no picture is asked for."""
+    rt = runtime(request)
+    body = await read_body(request, PostCreate)
+    now = rt.clock.now_dt()
+    accounts, problems = await account_problems(rt, body.account_ids)
+    problems += await content_problems(rt, body.content, accounts)
+    problems += schedule_problems(body.schedule, body.misfire_grace_seconds, now)
+    if problems:
+        raise invalid(problems)
+    post = _new_post(body, now)
+    occurrence = body.schedule.at if isinstance(body.schedule, AtSchedule) \
+        else next_run_at(post, [], now)
+    return respond(PreviewOut(occurrence=occurrence, accounts=[
+        await _preview(rt, post, account, occurrence) for account in accounts]))
+
+
+async def _preview(rt: Runtime, post: Doc, account: Doc,
+                   occurrence: datetime | None) -> PreviewAccount:
+    content = Content.model_validate(post["content"])
+    shown: Doc = {"account_id": account["_id"], "platform": account["platform"], "text": None}
+    if not content.generated:
+        shown.update(text=content.text, media=post["content"]["media"])
+    elif occurrence is not None:
+        try:
+            composed = await rt.composer.compose(post, account, occurrence, preview=True)
+        except (GenerationFailed, ProviderError) as exc:
+            shown["problems"] = [{"field": "content", "message": str(exc)}]
+        else:
+            if composed is None:
+                shown["skipped"] = True
+            else:
+                made = composed.content.model_dump(mode="json")
+                shown.update(text=made["text"], media=made["media"],
+                             item=composed.record["item"],
+                             image_prompt=composed.record.get("image_prompt"),
+                             problems=[{"field": f, "message": m} for f, m in composed.problems])
+    return PreviewAccount.model_validate(shown)
+
+
+def _feed(content: Doc) -> str | None:
+    source: Doc | None = content.get("source")
+    return None if source is None else str(source["feed"])
 
 
 def _refused(index: int, error: ApiError) -> BatchResult:
@@ -259,6 +333,10 @@ async def patch_post(request: web.Request) -> web.Response:
         problems += await content_problems(rt, body.content, accounts)
     if body.schedule is not None or becomes_scheduled:
         problems += schedule_problems(schedule, grace, now)
+    feed: Fetched | None = None
+    if not problems and body.content is not None and _feed(body.content.model_dump(
+            mode="json")) != _feed(post["content"]):
+        feed, problems = await feed_now(rt, body.content)
     if problems:
         raise invalid(problems)
     if not body.model_fields_set - {"draft"} and new_status == status:
@@ -274,6 +352,8 @@ async def patch_post(request: web.Request) -> web.Response:
         sets["misfire_grace_seconds"] = body.misfire_grace_seconds
     if body.publish_late is not None:
         sets["publish_late"] = body.publish_late
+    if body.generate_ahead_seconds is not None:
+        sets["generate_ahead_seconds"] = body.generate_ahead_seconds
     rescheduled = body.schedule is not None or becomes_scheduled
     if rescheduled:
         schedule_sets, unset = schedule_fields(schedule, now,
@@ -289,6 +369,10 @@ async def patch_post(request: web.Request) -> web.Response:
     if written.matched_count == 0:
         raise conflict("the post changed while this edit was applied; read it and try again")
 
+    edited = await _post(rt, post["_id"])
+    await _seed(rt, edited, feed)
+    if body.content is not None or body.generate_ahead_seconds is not None:
+        await effects.renew_generation(rt, edited)
     if body.schedule is not None:
         await effects.drop_unstarted(rt, post["_id"])
     if body.priority is not None and body.priority != post["priority"]:
@@ -343,6 +427,9 @@ ENDPOINTS = [
     Endpoint("POST", "/posts/batch", create_posts,
              "Create up to 1,000 posts, each validated on its own (207 with one result each)",
              BatchOut, status=207, body=PostBatch, errors=(400, 422)),
+    Endpoint("POST", "/posts/preview", preview_post,
+             "The text each account would get for the next occurrence, changing nothing",
+             PreviewOut, body=PostCreate, errors=(400, 422)),
     Endpoint("GET", "/posts", list_posts, "List posts", PostPage, query=PostQuery,
              errors=(422,)),
     Endpoint("GET", "/posts/{id}", get_post, "Get a post with its jobs", PostOut, errors=(404,)),

@@ -32,6 +32,7 @@ from shared.models import (
     ALT_MAX,
     AtSchedule,
     Content,
+    ContentState,
     CronSchedule,
     JobState,
     OnUnknown,
@@ -106,9 +107,22 @@ def _publishable() -> JsonSchemaValue:
 _BLANK = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 #: Content whose text is blank needs media (`Content._not_empty`). Said with `not`: generators
 #: take seconds to meet a positive pattern within the text's 100,000 characters.
-ContentIn = Annotated[Content, Documented({"properties": _publishable(), "anyOf": [
-    {"properties": {"text": {"not": {"pattern": f"^[{_BLANK}]*$"}}}},
-    {"properties": {"media": {"minItems": 1}}, "required": ["media"]},
+def _given(name: str, kind: str, **rule: Any) -> JsonSchemaValue:
+    """`name` is there and not null (the model reads a null as absent)."""
+    return {"required": [name], "properties": {name: {"type": kind, **rule}}}
+
+
+_WORDS = _given("text", "string", **{"not": {"pattern": f"^[{_BLANK}]*$"}})
+_TEMPLATE = _given("template", "string")
+_PROMPT = _given("generate", "object", **_given("prompt", "string"))
+#: `Content._not_empty`'s rules: something to publish, text or a template (not both), text or
+#: a prompt that makes it unless a template places it, and a feed used by one of the two.
+ContentIn = Annotated[Content, Documented({"properties": _publishable(), "allOf": [
+    {"anyOf": [_WORDS, _given("media", "array", minItems=1), _TEMPLATE,
+               _given("generate", "object")]},
+    {"not": {"allOf": [_WORDS, _TEMPLATE]}},
+    {"not": {"allOf": [_WORDS, _PROMPT, {"not": _TEMPLATE}]}},
+    {"anyOf": [{"not": _given("source", "object")}, _TEMPLATE, _PROMPT]},
 ]})]
 #: What CronSchedule's validators take (croniter's expressions, zoneinfo's zones) has no
 #: JSON Schema, so the document names it as formats.
@@ -154,6 +168,8 @@ WHOLE = BeforeValidator(_whole_number)
 Ident = Annotated[str, Field(min_length=1, max_length=64)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 GraceSeconds = Annotated[int, Field(gt=0, le=30 * 86400), WHOLE]
+#: How long before each occurrence generated content is made (API.md "Generated content").
+AheadSeconds = Annotated[int, Field(ge=60, le=7 * 86400), WHOLE]
 
 
 def _present(value: dict[str, Any]) -> dict[str, Any]:
@@ -267,6 +283,7 @@ class PostCreate(Strict):
     draft: bool = False
     misfire_grace_seconds: GraceSeconds = 3600
     publish_late: bool = False
+    generate_ahead_seconds: AheadSeconds = 3600
 
 
 #: The most posts one `POST /posts/batch` takes (API.md).
@@ -291,12 +308,19 @@ class PostPatch(Strict):
     misfire_grace_seconds: NotNull[GraceSeconds] = None
     publish_late: NotNull[bool] = None
     draft: NotNull[bool] = None
+    generate_ahead_seconds: NotNull[AheadSeconds] = None
 
 
 class JobRetry(Strict):
     run_at: UtcDatetime | None = None
     content: ContentIn | None = None
     force: bool = False
+
+
+class JobApprove(Strict):
+    """`text`: the approved text, edited; left out, the generated text is approved as is."""
+
+    text: Annotated[str, Field(min_length=1, max_length=100_000)] | None = None
 
 
 class JobResolve(Strict):
@@ -335,6 +359,7 @@ class JobFilter(Strict):
     account_id: Ident | None = None
     platform: PlatformName | None = None
     error_class: ErrorClass | None = None
+    content_state: ContentState | None = None
     q: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     since: UtcDatetime | None = None
     until: UtcDatetime | None = None
@@ -412,12 +437,37 @@ class PostSummary(BaseModel):
     publish_late: bool
     created_at: UtcTime
     updated_at: UtcTime
+    generate_ahead_seconds: int = 3600
 
 
 class PostOut(PostSummary):
     """One post with its jobs (for a recurring post, the occurrences materialised so far)."""
 
     jobs: list[PostJob]
+
+
+class PreviewAccount(BaseModel):
+    """What one account would get: `skipped` when its feed holds no item; `problems` what
+    would fail the generation (the platform's limits)."""
+
+    account_id: str
+    platform: str
+    text: str | None
+    media: list[dict[str, Any]] = []
+    item: GenerationItem | None = None
+    skipped: bool = False
+    problems: list[ErrorDetail] = []
+    #: The picture's prompt: a preview asks for no picture.
+    image_prompt: str | None = None
+
+
+class PreviewOut(BaseModel):
+    """`occurrence`: the next one, null when the schedule does not fire again. A feed post's
+    preview uses the feed's newest item: the items present at creation count as seen, so the
+    first occurrence takes the next new one."""
+
+    occurrence: UtcTime | None
+    accounts: list[PreviewAccount]
 
 
 class BatchResult(BaseModel):
@@ -457,6 +507,24 @@ class PartOut(BaseModel):
     url: str | None
 
 
+class GenerationItem(BaseModel):
+    title: str
+    link: str
+
+
+class GenerationOut(BaseModel):
+    """How a job's content was made: the model, the prompt it was sent (feed text delimited),
+    its token usage, the feed item, and the picture's prompt and media id."""
+
+    at: UtcTime
+    model: str | None = None
+    prompt: str | None = None
+    usage: dict[str, int] = {}
+    item: GenerationItem | None = None
+    image_prompt: str | None = None
+    image_media_id: str | None = None
+
+
 class JobOut(BaseModel):
     id: str
     post_id: str
@@ -477,6 +545,11 @@ class JobOut(BaseModel):
     error: str | None = None
     error_class: str | None = None
     parts: list[PartOut] = []
+    #: Generated content (API.md "Generated content"): where it is, what will be or was
+    #: published, and how it was made. None for a post whose content is written once.
+    content_state: ContentState | None = None
+    content: Content | None = None
+    generation: GenerationOut | None = None
 
 
 class ConnectStarted(BaseModel):

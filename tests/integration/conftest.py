@@ -1,5 +1,6 @@
 """Fixtures shared by the integration tests: an HTTP client session, a webhook receiver to
-publish through, and one-route servers for answers the emulators do not give."""
+publish through, one-route servers for answers the emulators do not give, and (imported) the
+media stores, local feeds and the language model emulator."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiohttp import web
 
 from tests.emulators.platform import listen
 from tests.emulators.webhook import WebhookReceiver
+from tests.integration.generation_support import feeds, llm_emulator  # noqa: F401
 from tests.integration.media_fixtures import backend, media_runtime, s3_server  # noqa: F401
 from tests.integration.pipeline_support import SECRET
 from tests.integration.platform_support import Handler, Serve

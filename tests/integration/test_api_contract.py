@@ -125,6 +125,6 @@ async def test_openapi_lists_every_route(runtime: Runtime) -> None:
         assert {"201", "400", "401", "422", "503"} <= set(create["responses"])
         params = {p["name"] for p in document["paths"]["/api/v1/jobs"]["get"]["parameters"]}
         assert params == {"limit", "after", "state", "post_id", "account_id", "platform",
-                          "error_class", "q", "since", "until"}
+                          "error_class", "q", "since", "until", "content_state"}
         assert schemas["AccountCreate"]["additionalProperties"] is False
         assert "credentials" not in schemas["AccountOut"]["properties"]

@@ -131,7 +131,7 @@ async def test_retry_with_run_at_and_content(runtime: Runtime) -> None:
         for bad, field in [({"run_at": "2030-01-01T09:00:00"}, "run_at"),
                            ({"run_at": "later"}, "run_at"),
                            ({"content": {"text": 5}}, "content.text"),
-                           ({"content": {}}, "content.text"), ({"force": "yes"}, "force"),
+                           ({"content": {}}, "content"), ({"force": "yes"}, "force"),
                            ({"priority": "high"}, "priority")]:
             await api.rejected("POST", path, bad, status=422, field=field)
         await api.rejected("POST", path, raw=b"{", status=400)

@@ -118,7 +118,7 @@ async def test_create_rejects_each_bad_field_and_changes_nothing(runtime: Runtim
             ({"account_ids": [good, good]}, "account_ids.1"),
             ({"account_ids": [disabled]}, "account_ids.0"),
             ({"content": ...}, "content"),
-            ({"content": {}}, "content.text"),
+            ({"content": {}}, "content"),
             ({"content": {"text": ""}}, "content"),
             ({"content": {"text": 5}}, "content.text"),
             ({"content": {"text": "x" * 100_001}}, "content.text"),

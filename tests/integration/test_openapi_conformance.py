@@ -14,7 +14,8 @@ What no schema can state is arranged, or allowed for, here and nowhere else:
   schedule already missed or that cannot fire, a time whose offset carries it outside the years
   1 to 9999 in UTC (the document says so in words: JSON Schema compares no instants), content
   beyond that platform's limits (API.md: the details name the field and the platform), media
-  ids that name no uploaded item (generated ids name nothing);
+  ids that name no uploaded item (generated ids name nothing), and generated content that the
+  server can only judge by rendering, fetching or calling it (GENERATED_FIELDS);
 - generated ids name nothing (404 once the body is checked), so `PATCH /accounts/{id}` also
   runs against an existing account, with that account's platform's keys: the document offers
   every platform's, since it cannot know the account's.
@@ -59,17 +60,25 @@ CRONS = ["0 9 * * 1-5", "*/15 * * * *", "30 6 1 * *", "0 0 * * 0", "5 4 * * *"]
 TIME_RULES = ("in the past", "never fires", "does not fire before end_at",
               "end_at must be after start_at")
 Check = Callable[[CheckContext, Response, Case], bool | None]
+#: Generated content is known only by trying it: a template or prompt by rendering it against
+#: sample data (a syntax error, an undefined name), a feed by fetching it (none is reachable
+#: here), a model by its configuration (none here).
+GENERATED_FIELDS = frozenset({"content.template", "content.generate.prompt",
+                              "content.generate.image", "content.source.feed",
+                              "content.generate"})
 
 
 def _within_rules(body: Any, platform: str) -> bool:
     """Every detail is a schedule missed or that cannot fire, a time out of range in UTC, a
-    limit of `platform`, or a media id that names no uploaded item."""
+    limit of `platform`, a media id that names no uploaded item, or generated content the
+    server must try to know (GENERATED_FIELDS)."""
     details = body["error"]["details"]
     return bool(details) and all(
         (d["field"].startswith("schedule") and any(r in d["message"] for r in TIME_RULES))
         or d["message"] == OUT_OF_RANGE
         or (d["field"].startswith("content") and d["message"].startswith(f"{platform}: "))
         or (d["field"].startswith("content") and d["message"].startswith("no media with id"))
+        or d["field"] in GENERATED_FIELDS
         for d in details
     )
 
