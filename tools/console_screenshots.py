@@ -1,9 +1,9 @@
 """Screenshots of the console's main pages for docs/console.md (`make console-screenshots`).
 
 Starts its own Redis, MongoDB dev server, webhook receiver and one `herald all` node on free
-loopback ports, arranges a small history (published, failed, unconfirmed and upcoming posts),
-photographs each page with Debian's Chromium through Playwright at 1280 px (and two at 390 px),
-and stops everything it started.
+loopback ports, arranges a small history (published, failed, unconfirmed and upcoming posts,
+generated content awaiting approval), photographs each page with Debian's Chromium through
+Playwright at 1280 px (and two at 390 px), and stops everything it started.
 """
 
 from __future__ import annotations
@@ -42,6 +42,15 @@ def _settle(cluster: Cluster, job_ids: list[str]) -> None:
     raise RuntimeError(f"jobs did not settle: {states}")
 
 
+def _settle_content(cluster: Cluster, job_id: str) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if cluster.api("GET", f"/jobs/{job_id}").get("content_state") == "awaiting_approval":
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"job {job_id} was not generated")
+
+
 def _arrange(cluster: Cluster, hook_url: str, secret: str, mongodb_uri: str) -> dict[str, Any]:
     """Accounts and posts in every state a page shows; the id of a failed job."""
     receiver = cluster.receiver
@@ -75,6 +84,13 @@ def _arrange(cluster: Cluster, hook_url: str, secret: str, mongodb_uri: str) -> 
         when = (datetime.now(UTC) + timedelta(days=day)).replace(hour=hour, minute=0)
         cluster.api("POST", "/posts", {"account_ids": [brand, press], "content": {"text": text},
                                        "schedule": {"at": when.isoformat()}})
+    # Made from a template at once (within generate_ahead_seconds), then held for approval.
+    awaiting = cluster.api("POST", "/posts", {
+        "account_ids": [brand], "content": {
+            "template": "This week at {{ account.name }}: late opening on Thursday, and our "
+                        "new delivery slots are live.", "approval": "required"},
+        "schedule": {"at": _at(hours=5)}, "generate_ahead_seconds": 86400})["jobs"][0]["id"]
+    _settle_content(cluster, awaiting)
     unconfirmed = cluster.api("POST", "/posts", {
         "account_ids": [press], "content": {"text": "Press release: Herald 1.0 is out."},
         "schedule": {"at": _at(days=6)}})["jobs"][0]["id"]
@@ -91,7 +107,7 @@ def _arrange(cluster: Cluster, hook_url: str, secret: str, mongodb_uri: str) -> 
         mongo.close()
     cluster.api("POST", "/cluster/pause", {"reason": "checking the spring campaign"})
     cluster.api("POST", "/cluster/resume")
-    return {"failed": failed[0], "unconfirmed": unconfirmed}
+    return {"failed": failed[0], "unconfirmed": unconfirmed, "awaiting": awaiting}
 
 
 def _shoot(page: Page, url: str, name: str) -> None:
@@ -132,6 +148,8 @@ def main() -> int:
             _shoot(page, f"{node.url}/console/jobs?state=failed", "jobs-failed")
             _shoot(page, f"{node.url}/console/jobs/{ids['failed']}", "job-failed")
             _shoot(page, f"{node.url}/console/jobs/{ids['unconfirmed']}", "job-unconfirmed")
+            _shoot(page, f"{node.url}/console/approvals", "approvals")
+            _shoot(page, f"{node.url}/console/jobs/{ids['awaiting']}", "job-awaiting")
             _shoot(page, f"{node.url}/console/upcoming", "upcoming")
             _shoot(page, f"{node.url}/console/accounts", "accounts")
             _shoot(page, f"{node.url}/console/audit", "audit")

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from scheduler.api import accounts, audit, cluster, jobs, oauth
 from scheduler.api.errors import from_validation, invalid
-from scheduler.api.schemas import AccountConnect, AccountPatch, JobResolve, JobRetry
+from scheduler.api.schemas import AccountConnect, AccountPatch, JobApprove, JobResolve, JobRetry
 from scheduler.api.wire import find_or_404, runtime
 from scheduler.console.frame import BASE, SESSION
 from scheduler.console.pages import utc_input
@@ -106,6 +106,45 @@ async def resolve_job(rt: Runtime, request: web.Request, form: dict[str, str]) -
     await jobs.resolve(rt, job_id, resolve)
     return Done(job_id, _job_url(job_id, f"resolved_{resolve.outcome}"),
                 resolve.model_dump(mode="json", exclude_none=True))
+
+
+def _after_review(job_id: str, form: dict[str, str], done: str) -> str:
+    """Back to the approval queue when the action came from it, else to the job."""
+    if form.get("back") == "approvals":
+        return f"{BASE}/approvals?{urlencode({'done': done})}"
+    return _job_url(job_id, done)
+
+
+@action("POST /jobs/{id}/approve")
+async def approve_job(rt: Runtime, request: web.Request, form: dict[str, str]) -> Done:
+    """Approve the generated content, as it is or with the text as edited."""
+    job_id = request.match_info["id"]
+    job = await find_or_404(rt.store.jobs, "job", job_id)
+    text = form.get("text")
+    body: dict[str, Any] = {}
+    if text is not None:
+        text = text.replace("\r\n", "\n")
+        if text != (job.get("content") or {}).get("text", ""):
+            body["text"] = text
+    approve = _validated(JobApprove, body)
+    await jobs.approve(rt, job_id, approve)
+    return Done(job_id, _after_review(job_id, form, "approved"),
+                approve.model_dump(mode="json", exclude_none=True))
+
+
+@action("POST /jobs/{id}/reject")
+async def reject_job(rt: Runtime, request: web.Request, form: dict[str, str]) -> Done:
+    job_id = request.match_info["id"]
+    await jobs.reject(rt, job_id)
+    return Done(job_id, _after_review(job_id, form, "rejected"))
+
+
+@action("POST /jobs/{id}/regenerate")
+async def regenerate_job(rt: Runtime, request: web.Request, form: dict[str, str]) -> Done:
+    """Generate the content again now; it comes back to the queue when approval is needed."""
+    job_id = request.match_info["id"]
+    await jobs.regenerate(rt, job_id)
+    return Done(job_id, _after_review(job_id, form, "regenerating"))
 
 
 @action("POST /jobs/retry")

@@ -19,6 +19,7 @@ from scheduler.console import session
 from scheduler.console.session import Session
 from shared import pause
 from shared.logging import get_logger
+from shared.models import WAITING_STATES, ContentState
 
 log = get_logger(__name__)
 
@@ -34,6 +35,11 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+#: The navigation counts jobs awaiting approval up to this many ("99+").
+BADGE_MAX = 100
+#: The jobs the approval queue lists: generated content held for an operator, still in time.
+AWAITING_APPROVAL = {"content_state": str(ContentState.AWAITING_APPROVAL),
+                     "state": {"$in": [str(s) for s in WAITING_STATES]}}
 #: Routes open without a session (by route name).
 OPEN_ROUTES = frozenset({"login", "login_form"})
 
@@ -119,18 +125,25 @@ def safe_url(value: str | None) -> str | None:
 
 async def render(request: web.Request, template: str, context: Mapping[str, Any],
                  status: int = 200) -> web.Response:
-    """A page with what the layout needs: the session, its CSRF token, the pause banner."""
+    """A page with what the layout needs: the session, its CSRF token, the pause banner, the
+    count of jobs awaiting approval."""
     rt = runtime(request)
     found = request.get(SESSION)
     paused = None
+    awaiting = 0
     if found is not None:
         try:
             paused = await pause.current(rt)
         except UNAVAILABLE:
             paused = None
+        try:
+            awaiting = await rt.store.jobs.count_documents(AWAITING_APPROVAL, limit=BADGE_MAX)
+        except UNAVAILABLE:
+            awaiting = 0
     now = rt.clock.now_dt()
     return aiohttp_jinja2.render_template(template, request, {
         "session": found, "csrf": found.csrf if found else "", "paused": paused, "now": now,
+        "awaiting_count": f"{BADGE_MAX - 1}+" if awaiting >= BADGE_MAX else awaiting,
         "path": request.path_qs, "base": BASE, "done": request.query.get("done"),
         "referer": safe_url(request.headers.get("Referer")), **context,
     }, status=status)

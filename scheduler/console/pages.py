@@ -1,5 +1,5 @@
-"""The console's pages: overview, upcoming, jobs, one job, accounts, audit log. Each reads
-through the same services as the API (scheduler.api) and renders server-side."""
+"""The console's pages: overview, upcoming, jobs, approvals, one job, accounts, audit log. Each
+reads through the same services as the API (scheduler.api) and renders server-side."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from scheduler.api import audit, cluster, effects, jobs
 from scheduler.api.errors import from_validation, invalid
 from scheduler.api.schemas import ErrorClass, JobQuery
 from scheduler.api.wire import find_or_404, runtime
-from scheduler.console.frame import render
-from shared.models import WAITING_STATES, Content, JobState
+from scheduler.console.frame import AWAITING_APPROVAL, render
+from shared.models import WAITING_STATES, Content, ContentState, JobState
 from shared.providers.registry import available_platforms
 from shared.runtime import Runtime
 from shared.store import Doc
@@ -52,10 +52,12 @@ def utc_input(value: str) -> str:
     return value + "Z" if _NAIVE_TIME.match(value) else value
 
 
-def job_query(request: web.Request) -> JobQuery:
-    """The jobs filter in the page's query string: blank fields are absent, times without an
-    offset are UTC; invalid values are a 422 page naming the field."""
-    params = {k: v.strip() for k, v in request.query.items() if v.strip()}
+def job_query(request: web.Request, **fixed: str) -> JobQuery:
+    """The jobs filter in the page's query string (with `fixed` conditions): blank fields are
+    absent, times without an offset are UTC; invalid values are a 422 page naming the field.
+    `done`, an action's note to the layout, is no condition."""
+    params = {**{k: v.strip() for k, v in request.query.items()
+                 if v.strip() and k != "done"}, **fixed}
     for key in ("since", "until"):
         if key in params:
             params[key] = utc_input(params[key])
@@ -71,14 +73,21 @@ async def _accounts(rt: Runtime) -> dict[str, Doc]:
     return {d["_id"]: d for d in docs}
 
 
+def _own(job: Doc) -> Doc | None:
+    """The content a job publishes instead of its post's: as an operator edited it, else as
+    it was generated for it."""
+    found: Doc | None = job.get("content_override") or job.get("content")
+    return found
+
+
 async def _texts(rt: Runtime, docs: list[Doc]) -> dict[str, str]:
     """Each job's text: its own content if it has one, else its post's."""
-    post_ids = list({d["post_id"] for d in docs if not d.get("content_override")})
+    post_ids = list({d["post_id"] for d in docs if not _own(d)})
     posts = {p["_id"]: p for p in await rt.store.posts.find(
         {"_id": {"$in": post_ids}}, {"content.text": 1}).to_list()} if post_ids else {}
     texts: dict[str, str] = {}
     for d in docs:
-        content = d.get("content_override") or posts.get(d["post_id"], {}).get("content") or {}
+        content = _own(d) or posts.get(d["post_id"], {}).get("content") or {}
         texts[d["_id"]] = content.get("text", "")
     return texts
 
@@ -196,8 +205,44 @@ async def job_list(request: web.Request) -> web.Response:
         "groups": groups,
         "retry_count": await jobs.count_retryable(rt, query) if retryable else None,
         "states": [str(s) for s in JobState], "platforms": available_platforms(),
+        "content_states": [str(s) for s in ContentState],
         "error_classes": ERROR_CLASSES, "error_class": jobs.error_class,
         "since_input": _local_input(query.since), "until_input": _local_input(query.until),
+    })
+
+
+async def _soonest_first(rt: Runtime, where: Doc, query: JobQuery
+                         ) -> tuple[list[Doc], str | None]:
+    """One page of the jobs `where` matches, soonest scheduled first (the first to become
+    `missed`); `query.after` continues past that job's (scheduled time, id)."""
+    if query.after is not None:
+        last = await rt.store.jobs.find_one({"_id": query.after}, {"scheduled_for": 1})
+        if last is None:
+            raise invalid([("after", "no such job")])
+        at = last["scheduled_for"]
+        where = {"$and": [where, {"$or": [{"scheduled_for": {"$gt": at}},
+                                          {"scheduled_for": at, "_id": {"$gt": query.after}}]}]}
+    docs = await rt.store.jobs.find(where).sort([("scheduled_for", 1), ("_id", 1)]).limit(
+        query.limit + 1).to_list()
+    more = len(docs) > query.limit
+    docs = docs[: query.limit]
+    return docs, docs[-1]["_id"] if more else None
+
+
+async def approvals(request: web.Request) -> web.Response:
+    """The approval queue: generated content waiting for an operator, each job with the text
+    it would publish, where it came from, and how long is left before it is `missed`."""
+    rt = runtime(request)
+    query = job_query(request, content_state=str(ContentState.AWAITING_APPROVAL))
+    where = {**await jobs.job_query(rt, query), **AWAITING_APPROVAL}
+    docs, cursor = await _soonest_first(rt, where, query)
+    filters = query.model_dump(mode="json", exclude_none=True,
+                               exclude={"limit", "after", "content_state"})
+    now = rt.clock.now_dt()
+    return await render(request, "approvals.html", {
+        "query": query, "filters": filters, "jobs": docs, "next": cursor,
+        "accounts": await _accounts(rt), "platforms": available_platforms(),
+        "left": {d["_id"]: (d["scheduled_for"] - now).total_seconds() for d in docs},
     })
 
 
@@ -211,14 +256,20 @@ async def job_page(request: web.Request) -> web.Response:
     post = await rt.store.posts.find_one({"_id": job["post_id"]})
     account = await rt.store.accounts.find_one({"_id": job["account_id"]},
                                                {"credentials_enc": 0})
-    raw = job.get("content_override") or (post or {}).get("content") or {"text": ""}
+    raw = _own(job) or (post or {}).get("content") or {"text": ""}
     state = JobState(job["state"])
+    content_state = job.get("content_state")
     return await render(request, "job.html", {
         "job": job, "post": post, "account": account, "content": raw,
         "own_content": bool(job.get("content_override")),
+        "frozen": bool(job.get("content")) and not job.get("content_override"),
+        "content_state": content_state, "generation": job.get("generation"),
+        "awaiting": content_state == ContentState.AWAITING_APPROVAL and state in WAITING_STATES,
+        "regenerable": content_state is not None and state in WAITING_STATES,
         "error_class": jobs.error_class(job.get("error")),
         "hint": HINTS.get(jobs.error_class(job.get("error")) or ""),
-        "retryable": state not in (JobState.RUNNING, JobState.PUBLISHING),
+        "retryable": state not in (JobState.RUNNING, JobState.PUBLISHING)
+        and content_state != ContentState.AWAITING_APPROVAL,
         "cancellable": state in effects.CANCELLABLE,
         "unconfirmed": state == JobState.UNCONFIRMED,
         "succeeded": state == JobState.SUCCEEDED,

@@ -7,17 +7,11 @@ from __future__ import annotations
 import re
 import uuid
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from tests.console.conftest import Herald
+from tests.console.conftest import Herald, sign_in
 
 TIMEOUT_MS = 30_000
-
-
-def sign_in(page: Page, token: str) -> None:
-    expect(page.get_by_role("heading", name="Sign in to the Herald console")).to_be_visible()
-    page.get_by_label("Admin or viewer token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_find_a_failed_job_by_its_text_retry_it_edited_and_see_it_published(

@@ -4,6 +4,7 @@ tests drive the flows; this checks each page cheaply over HTTP.)"""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -72,6 +73,14 @@ async def test_every_page_renders(runtime: Runtime, client: TestClient[Any, Any]
         await set_job(runtime, job_id, state=state, error="permanent: 400 <script>x</script>",
                       result={"platform_post_id": "1", "url": "javascript:alert(1)"})
         jobs.append(job_id)
+    waiting = (await api.post([hook], content={"text": "generated <b>bold</b>"},
+                              schedule={"at": at(runtime, hours=2)}))["jobs"][0]["id"]
+    await set_job(runtime, waiting, content_state="awaiting_approval",
+                  content={"text": "generated <b>bold</b>", "media": []},
+                  generation={"model": "m", "prompt": "<script>x</script>", "usage": {},
+                              "item": {"title": "<b>bold</b>", "link": "javascript:alert(1)"},
+                              "at": runtime.clock.now_dt()})
+    jobs.append(waiting)
     await runtime.store.accounts.update_one({"_id": telegram}, {"$set": {
         "status": "reauth_required", "status_reason": "refresh refused"}})
 
@@ -85,7 +94,9 @@ async def test_every_page_renders(runtime: Runtime, client: TestClient[Any, Any]
     pages = ["/console/", "/console/upcoming", "/console/jobs", "/console/jobs?state=failed",
              "/console/jobs?state=unconfirmed&q=post", "/console/jobs?error_class=permanent"
              "&since=2020-01-01T00:00&platform=webhook", "/console/accounts",
-             "/console/audit", *(f"/console/jobs/{j}" for j in jobs),
+             "/console/audit", "/console/approvals", f"/console/approvals?account_id={hook}",
+             "/console/jobs?content_state=awaiting_approval",
+             *(f"/console/jobs/{j}" for j in jobs),
              f"/console/jobs?post_id={post['id']}"]
     for path in pages:
         reply = await client.get(path)
@@ -94,6 +105,9 @@ async def test_every_page_renders(runtime: Runtime, client: TestClient[Any, Any]
         assert reply.headers["Content-Security-Policy"].startswith("default-src 'none'")
         assert "<script>" not in text and "<b>bold</b>" not in text, path
         assert 'href="javascript:' not in text, path
+    queue = await (await client.get("/console/approvals")).text()
+    assert f'data-job-id="{waiting}"' in queue and "generated &lt;b&gt;bold&lt;/b&gt;" in queue
+    assert '<span class="badge">1</span>' in queue
     bad = await client.get("/console/jobs?since=yesterday")
     assert bad.status == 422 and "since" in await bad.text()
     missing = await client.get("/console/jobs/000000000000000000000000")
@@ -185,6 +199,8 @@ async def test_console_actions_change_through_the_api_code_and_are_audited(
     done = await client.post("/console/jobs/retry", data={
         "csrf": csrf, "state": "failed", "expected_count": "2"}, allow_redirects=False)
     assert done.status == 303
+    # The page it goes back to carries the note `done`, which is no filter.
+    assert (await client.get(done.headers["Location"])).status == 200
     assert {(await api.ok("GET", f"/jobs/{j}"))["state"] for j in failed} <= {"pending",
                                                                             "staged"}
 
@@ -207,3 +223,74 @@ async def test_console_actions_change_through_the_api_code_and_are_audited(
         "POST /jobs/{id}/cancel", "PATCH /accounts/{id}", "POST /cluster/resume",
         "POST /cluster/pause", "POST /jobs/retry"]
     assert entries[-1]["details"]["retried"] == 2
+
+
+async def test_approval_actions_go_through_the_api_code_and_are_audited(
+        runtime: Runtime, client: TestClient[Any, Any]) -> None:
+    api = Api(client, client.app, runtime)  # type: ignore[arg-type]
+    telegram = (await api.account(**TELEGRAM))["id"]
+    waiting = []
+    for i in range(4):
+        post = await api.post([telegram], content={
+            "template": f"Post {i} for {{{{ account.name }}}}", "approval": "required"},
+            schedule={"at": at(runtime, hours=i + 1)})
+        job_id = post["jobs"][0]["id"]
+        # What the generation lane leaves (no executor runs here).
+        await set_job(runtime, job_id, content_state="awaiting_approval",
+                      content={"text": f"Post {i} for ops-telegram", "media": []},
+                      generation={"at": runtime.clock.now_dt(), "model": None, "prompt": None,
+                                  "usage": {}, "item": None})
+        waiting.append(job_id)
+    as_is, edited, rejected, again = waiting
+    csrf = await sign_in(client, runtime.settings.admin_token)
+    queue = await (await client.get("/console/approvals")).text()
+    listed = [queue.index(f'data-job-id="{j}"') for j in waiting]
+    assert listed == sorted(listed)  # soonest scheduled first
+    first = await (await client.get("/console/approvals?limit=2")).text()
+    later = re.search(r'href="(/console/approvals\?[^"]+)">Later jobs', first)
+    assert later is not None
+    second = await (await client.get(html.unescape(later.group(1)))).text()
+    assert [j for j in waiting if f'data-job-id="{j}"' in first] == waiting[:2]
+    assert [j for j in waiting if f'data-job-id="{j}"' in second] == waiting[2:]
+
+    unchanged = await client.post(f"/console/jobs/{as_is}/approve", data={
+        "csrf": csrf, "text": "Post 0 for ops-telegram"}, allow_redirects=False)
+    assert unchanged.status == 303
+    assert unchanged.headers["Location"] == f"/console/jobs/{as_is}?done=approved"
+    job = await api.ok("GET", f"/jobs/{as_is}")
+    assert (job["content_state"], job["content"]["text"]) == (
+        "approved", "Post 0 for ops-telegram")
+
+    too_long = await client.post(f"/console/jobs/{edited}/approve", data={
+        "csrf": csrf, "text": "x" * 5000, "back": "approvals"}, allow_redirects=False)
+    assert too_long.status == 422 and "text" in await too_long.text()
+    assert (await api.ok("GET", f"/jobs/{edited}"))["content_state"] == "awaiting_approval"
+    done = await client.post(f"/console/jobs/{edited}/approve", data={
+        "csrf": csrf, "text": "Edited\r\nby an operator", "back": "approvals"},
+        allow_redirects=False)
+    assert done.status == 303
+    assert done.headers["Location"] == "/console/approvals?done=approved"
+    job = await api.ok("GET", f"/jobs/{edited}")
+    assert (job["content_state"], job["content"]["text"]) == (
+        "approved", "Edited\nby an operator")
+    twice = await client.post(f"/console/jobs/{edited}/approve", data={
+        "csrf": csrf, "text": "Once more"}, allow_redirects=False)
+    assert twice.status == 409
+    assert (await api.ok("GET", f"/jobs/{edited}"))["content"]["text"] == (
+        "Edited\nby an operator")
+
+    await client.post(f"/console/jobs/{rejected}/reject", data={"csrf": csrf})
+    job = await api.ok("GET", f"/jobs/{rejected}")
+    assert (job["state"], job["content_state"]) == ("cancelled", "rejected")
+    await client.post(f"/console/jobs/{again}/regenerate", data={"csrf": csrf})
+    assert (await api.ok("GET", f"/jobs/{again}"))["content_state"] == "pending"
+    queue = await (await client.get("/console/approvals")).text()
+    assert "Nothing waits for approval." in queue
+    assert 'class="badge"' not in queue
+
+    entries = (await api.ok("GET", "/audit", params={"actor": "console:admin"}))["items"]
+    assert [(e["action"], e["target"], e["details"]) for e in entries] == [
+        ("POST /jobs/{id}/regenerate", again, {}),
+        ("POST /jobs/{id}/reject", rejected, {}),
+        ("POST /jobs/{id}/approve", edited, {"text": "Edited\nby an operator"}),
+        ("POST /jobs/{id}/approve", as_is, {})]

@@ -19,8 +19,9 @@
                (el.tagName === "INPUT" && el.type !== "submit"))) {
       return true;
     }
-    var area = document.getElementById("retry-text");
-    return !!(area && area.value !== area.defaultValue);
+    return Array.prototype.some.call(document.querySelectorAll("textarea"), function (area) {
+      return area.value !== area.defaultValue;
+    });
   }
 
   function show(change) {
