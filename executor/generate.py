@@ -67,8 +67,15 @@ class GenerationRun:
         self._generate_at: datetime | None = None
 
     async def queue_again(self) -> None:
+        """The job back in the due queue (staged first when it came from `pending` and is due
+        within the horizon: the window check may have passed it while it was generating),
+        and its next try queued."""
         rt, job = self.rt, self.job
-        if self._due_again and self.back_to != JobState.PENDING:
+        horizon = rt.clock.now_dt() + timedelta(seconds=rt.settings.horizon_seconds)
+        if self._due_again and self.back_to == JobState.PENDING and job["due_at"] <= horizon:
+            waiting = {**job, "state": str(JobState.PENDING)}
+            await rt.jobs.stage(waiting, source="generation")
+        elif self._due_again and self.back_to != JobState.PENDING:
             await rt.queue.stage(job["_id"], job["due_at"], job.get("priority", "normal"))
         if self._generate_at is not None:
             await rt.queue.stage_generation(job["_id"], self._generate_at)

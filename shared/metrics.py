@@ -29,7 +29,7 @@ OUTCOMES = ("succeeded", "failed", "retried", "deferred", "missed", "unconfirmed
 ERROR_CLASSES = ("error", "rate_limited", "transient", "outcome_unknown", "auth_expired",
                  "permanent", "auth_revoked")
 DEFERRAL_SOURCES = ("hold", "budget", "platform")
-STAGING_SOURCES = ("api", "window", "sweep")
+STAGING_SOURCES = ("api", "window", "sweep", "generation")
 SWEEP_KINDS = ("light", "full")
 
 LATENESS_BUCKETS = (

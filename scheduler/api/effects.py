@@ -41,8 +41,6 @@ async def stage_due(rt: Runtime, jobs: Iterable[Doc]) -> list[Doc]:
     they are now (a job that lost a race to an executor keeps its old copy)."""
     until = horizon(rt)
     current: list[Doc] = []
-    jobs = list(jobs)
-    await _queue_generations(rt, jobs, until)
     for job in jobs:
         if job["state"] not in WAITING_STATES or job["due_at"] > until:
             current.append(job)
@@ -51,6 +49,9 @@ async def stage_due(rt: Runtime, jobs: Iterable[Doc]) -> list[Doc]:
             current.append(job)
         else:
             current.append(await rt.jobs.stage(job, source="api") or job)
+    # After staging: a generation claimed first would take the job out of `pending` (and the
+    # staging would miss it).
+    await _queue_generations(rt, current, until)
     return current
 
 
@@ -83,12 +84,12 @@ async def stage_new(rt: Runtime, jobs: list[Doc]) -> None:
     one conditional update and one pipeline (`JobBook.stage_many`); the docs are updated to
     what was stored, since nothing else can have moved a job nobody has seen yet."""
     until = horizon(rt)
-    await _queue_generations(rt, jobs, until)
     due = [job for job in jobs if job["state"] == JobState.PENDING and job["due_at"] <= until]
     if due:
         await rt.jobs.stage_many(due, source="api")
         for job in due:
             job["state"] = str(JobState.STAGED)
+    await _queue_generations(rt, jobs, until)
 
 
 async def restage(rt: Runtime, post_id: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from scheduler.planning import materialise
 from shared.models import JobState
 from shared.runtime import Runtime
 from tests.emulators.llm import API_KEY, LlmEmulator
@@ -152,6 +153,41 @@ async def test_an_approved_text_is_published_and_a_retry_republishes_it(
     assert texts == {"Spring sale: 20% off, today only."}
     chats = [r for r in llm_emulator.requests if r["path"].endswith("/chat/completions")]
     assert len(chats) == 1, "the retries regenerated the text"
+
+
+async def test_a_templated_post_due_soon_is_published_at_its_time(
+        runtime: Runtime, api: Api, receiver: WebhookReceiver) -> None:
+    """Generated at once (its time is within `generate_ahead_seconds`), then published when
+    due, not left waiting for a sweep."""
+    account = await hook_account(api, receiver)
+    post = await api.post([account], content={"template": "Hello from {{ account.platform }}"},
+                          schedule={"at": later(runtime, seconds=2)})
+    async with running_executor(runtime):
+        job = await job_in(api, post["jobs"][0]["id"], {"succeeded"})
+    assert (job["content_state"], job["content"]["text"]) == ("generated", "Hello from webhook")
+    assert published(receiver) == ["Hello from webhook"]
+
+
+async def test_a_job_generated_before_it_was_staged_is_still_published(
+        runtime: Runtime, api: Api, receiver: WebhookReceiver) -> None:
+    """A job whose generation ran while it was still `pending` (its staging came after and
+    found it `running`, or the window check has not reached it yet) is staged by the
+    generation itself when it is due within the horizon."""
+    account = await hook_account(api, receiver)
+    post = await api.post([account], draft=True, content={"template": "Made in time"},
+                          schedule={"at": later(runtime, seconds=2)})
+    stored = await runtime.store.posts.find_one({"_id": post["id"]})
+    assert stored is not None
+    await runtime.store.posts.update_one({"_id": post["id"]}, {"$set": {"status": "scheduled"}})
+    [job] = await materialise(runtime, {**stored, "status": "scheduled"},
+                              [await runtime.store.accounts.find_one({"_id": account})],
+                              runtime.clock.now_dt() + timedelta(hours=1))
+    assert job["state"] == "pending"
+    await runtime.queue.stage_generation(job["_id"], runtime.clock.now_dt())
+    async with running_executor(runtime):
+        done = await job_in(api, job["_id"], {"succeeded"})
+    assert done["content"]["text"] == "Made in time"
+    assert published(receiver) == ["Made in time"]
 
 
 async def test_a_job_not_approved_by_its_time_is_missed(
