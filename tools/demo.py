@@ -1,22 +1,30 @@
 """`make run`: a local three-node cluster, a webhook receiver that prints what it receives,
-and a few demo posts, so a newcomer sees Herald publish within seconds. Ctrl-C stops it all."""
+a feed served by the demo itself, and a few demo posts, so a newcomer sees Herald publish within
+seconds: one-off posts, a templated post every minute, and each new feed item. Ctrl-C stops it
+all."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet
 
 from tools import devservers
+from tools.demo_feed import DemoFeed, Item
 from tools.localcluster import Cluster
 
 STATE = devservers.STATE_DIR
 PORTS = (8081, 8082, 8083)
 RECEIVER_PORT = 9000
+FEED_PORT = 9001
+#: A new feed item this often: every other minute's occurrence of the feed post has one.
+FEED_EVERY_SECONDS = 120
 SECRET = "demo-webhook-secret"
 ACCOUNT_NAME = "demo receiver"
 
@@ -63,29 +71,58 @@ def _demo_account(cluster: Cluster, hook_url: str) -> dict[str, str]:
     return created
 
 
-def _schedule_demo_posts(cluster: Cluster, hook_url: str) -> None:
-    account = _demo_account(cluster, hook_url)
-    posts = [
-        ("Hello from Herald! Scheduled through the admin API three seconds ago.", 3),
-        ("A second post, five seconds later.", 8),
-        ("Priority lane: high.", 10),
+def demo_posts(account_id: str, feed_url: str) -> list[dict[str, Any]]:
+    """The POST /posts bodies: three one-off posts within seconds, a templated post every
+    minute, and a post of each new item of the demo's feed (no language model needed). Content
+    made per occurrence is generated a minute ahead (the least allowed), not the default hour."""
+    once = [
+        ("Hello from Herald! Scheduled through the admin API three seconds ago.", 3, "normal"),
+        ("A second post, five seconds later.", 8, "normal"),
+        ("Priority lane: high.", 10, "high"),
     ]
-    for text, delay in posts:
-        cluster.api("POST", "/posts", {
-            "account_ids": [account["id"]], "content": {"text": text},
-            "schedule": {"at": _at(delay)}, "priority": "high" if "high" in text else "normal",
-        })
-    cluster.api("POST", "/posts", {
-        "account_ids": [account["id"]], "content": {"text": "Every minute, on the minute."},
-        "schedule": {"cron": "* * * * *", "timezone": "UTC"},
-    })
+    every_minute = {"cron": "* * * * *", "timezone": "UTC"}
+    greeting = ("Good morning from Herald — {{ occurrence.strftime('%A %H:%M') }} "
+                "on {{ account.platform }}")
+    return [
+        *({"account_ids": [account_id], "content": {"text": text},
+           "schedule": {"at": _at(delay)}, "priority": priority}
+          for text, delay, priority in once),
+        {"account_ids": [account_id], "schedule": every_minute, "generate_ahead_seconds": 60,
+         "content": {"template": greeting}},
+        {"account_ids": [account_id], "schedule": every_minute, "generate_ahead_seconds": 60,
+         "content": {"template": "New: {{ item.title }} {{ item.link }}",
+                     "source": {"feed": feed_url}}},
+    ]
+
+
+def _describe(body: dict[str, Any]) -> str:
+    content, schedule = body["content"], body["schedule"]
+    when = f"at {schedule['at'][11:19]} UTC" if "at" in schedule else f"cron {schedule['cron']!r}"
+    what = json.dumps(content.get("text") or content["template"], ensure_ascii=False)
+    feed = f" from {content['source']['feed']}" if "source" in content else ""
+    return f"{when}: {what}{feed}"
+
+
+def _schedule_demo_posts(cluster: Cluster, hook_url: str, feed_url: str) -> None:
+    account = _demo_account(cluster, hook_url)
+    for body in demo_posts(account["id"], feed_url):
+        post = cluster.api("POST", "/posts", body)
+        print(f"  post {post['id']} {_describe(body)}", flush=True)
+
+
+def _announce(items: list[Item]) -> None:
+    for item in items:
+        print(f"feed      new item {item.title!r} {item.link} "
+              "(published by the next occurrence generated after it)", flush=True)
 
 
 def main() -> int:
     env = {**_env_file(STATE / "env"), **_secrets(), "HERALD_CLUSTER_NAME": "demo",
            "HERALD_LEADER_TTL_SECONDS": "5", "HERALD_LOG_LEVEL": "warning",
            # The console is reached over plain HTTP on a laptop.
-           "HERALD_CONSOLE_SECURE_COOKIE": "false"}
+           "HERALD_CONSOLE_SECURE_COOKIE": "false",
+           # The demo's feed is on loopback, which the address guard refuses by default.
+           "HERALD_ALLOW_PRIVATE_URLS": "true"}
     env = {k: v for k, v in env.items() if not k.endswith("_PID")}
     stop = False
 
@@ -96,7 +133,10 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     cluster = Cluster(env, STATE / "demo")
+    feed: DemoFeed | None = None
     try:
+        feed = DemoFeed(FEED_PORT, every=FEED_EVERY_SECONDS)
+        feed.start()
         receiver = cluster.add_receiver(SECRET, port=RECEIVER_PORT, print_deliveries=True)
         for n, port in enumerate(PORTS, 1):
             cluster.add_node("all", node_id=f"demo-node-{n}", http_port=port)
@@ -107,12 +147,15 @@ def main() -> int:
               f"(token in {STATE / 'secrets.env'}); leader: {leader}")
         print(f"metrics: http://127.0.0.1:{PORTS[0]}/metrics; logs in {cluster.workdir}")
         print(f"console: http://127.0.0.1:{PORTS[0]}/console/ (sign in with the admin token)")
-        _schedule_demo_posts(cluster, receiver.hook_url)
-        print("demo posts scheduled; deliveries print below as they arrive (Ctrl-C stops):",
-              flush=True)
+        print(f"demo feed: {feed.url} ({len(feed.items())} items, "
+              f"a new one every {FEED_EVERY_SECONDS} s)")
+        print("demo posts scheduled:", flush=True)
+        _schedule_demo_posts(cluster, receiver.hook_url, feed.url)
+        print("deliveries print below as they arrive (Ctrl-C stops):", flush=True)
         with open(receiver.log_path, errors="replace") as log:
             log.seek(0, 2)
             while not stop:
+                _announce(feed.add_due_items())
                 line = log.readline()
                 if line:
                     print(line.rstrip(), flush=True)
@@ -121,6 +164,8 @@ def main() -> int:
     finally:
         print("\nstopping the cluster and the services ...", flush=True)
         cluster.stop()
+        if feed is not None:
+            feed.stop()
         devservers.services_down()
     return 0
 

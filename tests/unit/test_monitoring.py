@@ -108,6 +108,7 @@ def test_labelled_counters_exist_at_zero_before_their_first_event() -> None:
                       f'platform="{platform}"}}')
             assert series in text, series
     assert 'herald_sweep_last_success_timestamp_seconds{kind="light"}' in text
+    assert 'herald_generations_total{outcome="failed"} 0.0' in text
 
 
 def test_process_and_python_metrics_are_exported() -> None:
@@ -146,7 +147,7 @@ async def test_alerts_about_jobs_and_accounts_link_to_a_console_page_that_exists
     linked = {rule["alert"]: rule["annotations"]["console_path"] for rule in alerts()
               if "console_path" in rule["annotations"]}
     assert set(linked) == {"HeraldUnconfirmedJobs", "HeraldJobsFailing",
-                           "HeraldAccountNeedsReauth"}
+                           "HeraldGenerationFailing", "HeraldAccountNeedsReauth"}
     for name, path in linked.items():
         match = await app.router.resolve(make_mocked_request("GET", path))
         assert match.http_exception is None, (name, path)

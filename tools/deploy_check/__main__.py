@@ -34,7 +34,8 @@ KUBERNETES_VERSION = "1.33.0"
 #: Series the alerts need from the first scrape of a node, before anything happened.
 SERIES_AT_START = (
     'herald_leader ', 'herald_jobs_total{outcome="unconfirmed"} 0.0',
-    'herald_jobs_total{outcome="failed"} 0.0', 'herald_lease_losses_total 0.0',
+    'herald_jobs_total{outcome="failed"} 0.0', 'herald_generations_total{outcome="failed"} 0.0',
+    'herald_lease_losses_total 0.0',
     'herald_redis_resets_total 0.0',
     'herald_provider_errors_total{error_class="auth_revoked",platform="x"} 0.0',
     'herald_sweep_last_success_timestamp_seconds{kind="light"}',
