@@ -116,7 +116,9 @@ async def materialise(rt: Runtime, post: Doc, accounts: list[Doc], until: dateti
 async def materialise_new(rt: Runtime, plans: list[tuple[Doc, list[Doc]]],
                           until: datetime) -> list[Doc]:
     """The first jobs of posts created just now, in one `insert_many` and one `bulk_write` of
-    markers: a new post has no job yet, so none can collide."""
+    markers: a new post has no job yet, so none can collide. Those due by `until` (the
+    horizon) are inserted `staged` already, which saves staging them with a second write;
+    the caller queues them (the record first, then Redis, as always)."""
     now = rt.clock.now_dt()
     jobs: list[Doc] = []
     markers: list[UpdateOne] = []
@@ -126,6 +128,11 @@ async def materialise_new(rt: Runtime, plans: list[tuple[Doc, list[Doc]]],
         update = marker_update(post, times, until)
         if update is not None:
             markers.append(UpdateOne({"_id": post["_id"]}, update))
+    for job in jobs:
+        if job["state"] == JobState.PENDING and job["due_at"] <= until:
+            job["state"] = str(JobState.STAGED)
+            job["transitions"].append({"state": str(JobState.STAGED), "at": now,
+                                       "node": rt.settings.node_id, "reason": "api"})
     if jobs:
         await rt.store.jobs.insert_many(jobs, ordered=False)
         _count_missed(jobs)

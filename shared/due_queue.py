@@ -5,6 +5,8 @@ id, so a popped id says which work it is."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,6 +18,8 @@ from shared.keys import LANES, Keys
 from shared.lua import Scripts
 from shared.models import Priority
 
+#: Jobs per `stage_many` script call: far below the arguments Lua's `unpack` takes.
+STAGE_CHUNK = 1000
 #: What a generation lane entry carries before the job's id.
 GENERATE = "generate:"
 
@@ -42,6 +46,27 @@ class DueQueue:
         score = int(due.timestamp() * 1000)
         await self._scripts.stage(keys=[self._keys.lane(priority), self._keys.wake],
                                   args=[score, job_id], client=client)
+
+    async def stage_many(self, entries: Iterable[tuple[str, datetime, Priority | str]]) -> None:
+        """Add or move many jobs' entries (job id, due time, lane), one script call per lane
+        and STAGE_CHUNK jobs, instead of one per job."""
+        lanes: dict[str, list[str | int]] = defaultdict(list)
+        for job_id, due, priority in entries:
+            lanes[self._keys.lane(priority)] += [int(due.timestamp() * 1000), job_id]
+        for lane, members in lanes.items():
+            await self._stage_chunks(lane, members)
+
+    async def stage_generations(self, entries: Iterable[tuple[str, datetime]]) -> None:
+        """Queue many jobs' generations (job id, when), as `stage_many` does."""
+        members: list[str | int] = []
+        for job_id, at in entries:
+            members += [int(at.timestamp() * 1000), GENERATE + job_id]
+        await self._stage_chunks(self._keys.generate_lane, members)
+
+    async def _stage_chunks(self, key: str, members: list[str | int]) -> None:
+        for start in range(0, len(members), 2 * STAGE_CHUNK):
+            await self._scripts.stage_many(keys=[key, self._keys.wake],
+                                           args=members[start:start + 2 * STAGE_CHUNK])
 
     async def stage_generation(self, job_id: str, at: datetime,
                                client: Redis | Pipeline | ClusterPipeline | None = None) -> None:

@@ -125,7 +125,8 @@ class JobBook:
 
     async def stage_many(self, docs: list[Doc], *, source: str, epoch: int | None = None) -> int:
         """Stage a batch in three round trips instead of three per job: one conditional
-        update_many, one read-back of what it moved, one pipeline of queue entries and events.
+        update_many, one read-back of what it moved, one script call per lane for the queue
+        entries, then the events.
         Same order as `stage`: the record first, then Redis."""
         pending = [d["_id"] for d in docs if d["state"] == JobState.PENDING]
         if pending:
@@ -147,11 +148,8 @@ class JobBook:
             JobState.STAGED, JobState.RETRY_WAIT)]
         if not ready:
             return 0
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for doc in ready:
-                await self.queue.stage(doc["_id"], doc["due_at"],
-                                       doc.get("priority", Priority.NORMAL), client=pipe)
-            await pipe.execute()
+        await self.queue.stage_many(
+            (doc["_id"], doc["due_at"], doc.get("priority", Priority.NORMAL)) for doc in ready)
         for doc in ready:
             if doc["_id"] in moved:
                 self.events.emit(self._event({**doc, "state": str(JobState.STAGED)}, source))

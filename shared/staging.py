@@ -73,12 +73,7 @@ async def stage_generations(rt: Runtime, until: datetime, post_id: str | None = 
             jobs = [j for j in jobs if j["post_id"] in live]
             present = await rt.queue.generations_queued([j["_id"] for j in jobs])
             todo = [j for j in jobs if j["_id"] not in present]
-            if todo:
-                async with rt.redis.pipeline(transaction=False) as pipe:
-                    for job in todo:
-                        await rt.queue.stage_generation(job["_id"], job["generate_at"],
-                                                        client=pipe)
-                    await pipe.execute()
+            await rt.queue.stage_generations((j["_id"], j["generate_at"]) for j in todo)
             queued += len(todo)
     return queued
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pymongo import UpdateOne
 
 from scheduler.planning import materialise
+from shared.metrics import JOBS_STAGED
 from shared.models import (
     WAITING_STATES,
     ContentState,
@@ -60,11 +61,7 @@ async def _queue_generations(rt: Runtime, jobs: list[Doc], until: datetime) -> N
     (the window check queues the later ones)."""
     due = [job for job in jobs if job["state"] in WAITING_STATES
            and job.get("content_state") == ContentState.PENDING and job["generate_at"] <= until]
-    if due:
-        async with rt.redis.pipeline(transaction=False) as pipe:
-            for job in due:
-                await rt.queue.stage_generation(job["_id"], job["generate_at"], client=pipe)
-            await pipe.execute()
+    await rt.queue.stage_generations((job["_id"], job["generate_at"]) for job in due)
 
 
 async def plan(rt: Runtime, post: Doc, accounts: list[Doc] | None = None) -> list[Doc]:
@@ -80,16 +77,16 @@ async def plan(rt: Runtime, post: Doc, accounts: list[Doc] | None = None) -> lis
 
 
 async def stage_new(rt: Runtime, jobs: list[Doc]) -> None:
-    """Stage the runnable jobs among those just created that are due within the horizon, in
-    one conditional update and one pipeline (`JobBook.stage_many`); the docs are updated to
-    what was stored, since nothing else can have moved a job nobody has seen yet."""
-    until = horizon(rt)
-    due = [job for job in jobs if job["state"] == JobState.PENDING and job["due_at"] <= until]
-    if due:
-        await rt.jobs.stage_many(due, source="api")
-        for job in due:
-            job["state"] = str(JobState.STAGED)
-    await _queue_generations(rt, jobs, until)
+    """Queue the jobs just created `staged` (`planning.materialise_new`), one script call
+    per lane, and the generations due among them."""
+    staged = [job for job in jobs if job["state"] == JobState.STAGED]
+    if staged:
+        await rt.queue.stage_many(
+            (job["_id"], job["due_at"], job.get("priority", Priority.NORMAL)) for job in staged)
+        for job in staged:
+            await rt.jobs.announce(job, "api")
+        JOBS_STAGED.labels(source="api").inc(len(staged))
+    await _queue_generations(rt, jobs, horizon(rt))
 
 
 async def restage(rt: Runtime, post_id: str) -> None:

@@ -13,7 +13,7 @@ from redis.asyncio.cluster import ClusterPipeline
 from redis.commands.core import AsyncScript
 from redis.typing import EncodableT, KeyT
 
-NAMES = ("pop_due", "stage", "gcra", "daily_quota")
+NAMES = ("pop_due", "stage", "stage_many", "gcra", "daily_quota")
 
 
 @cache
@@ -44,5 +44,6 @@ class Scripts:
     def __init__(self, redis: Redis) -> None:
         self.pop_due = Script(redis, source("pop_due"))
         self.stage = Script(redis, source("stage"))
+        self.stage_many = Script(redis, source("stage_many"))
         self.gcra = Script(redis, source("gcra"))
         self.daily_quota = Script(redis, source("daily_quota"))

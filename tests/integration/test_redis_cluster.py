@@ -63,7 +63,7 @@ def slot_owner(made: devservers.RedisClusterServers, key: str) -> int:
 
 def every_key_name(keys: Keys) -> list[str]:
     return [keys.leader, keys.wake, keys.events, keys.generation, keys.sweep_lock,
-            *keys.lanes, keys.job_lock("j1"), keys.refresh_lock("a1"),
+            *keys.lanes, keys.generate_lane, keys.job_lock("j1"), keys.refresh_lock("a1"),
             keys.budget("account:a1"), keys.budget("account:a1:day"),
             keys.budget("hold:platform:x")]
 
@@ -102,8 +102,9 @@ def script_calls(keys: Keys) -> dict[str, tuple[list[str], list[str | int]]]:
     """Each script Herald runs, with the keys and arguments it is called with."""
     lock = keys.job_lock("j1")
     return {
-        "pop_due": (keys.lanes, [10, 0]),
+        "pop_due": ([*keys.lanes, keys.generate_lane], [10, 0]),
         "stage": ([keys.lane(Priority.HIGH), keys.wake], [1, "j1"]),
+        "stage_many": ([keys.generate_lane, keys.wake], [1, "generate:j1", 2, "generate:j2"]),
         "gcra": ([keys.budget("account:a1")], [1000, 1]),
         "daily_quota": ([keys.budget("account:a1:day")], [5]),
         "lock_release": ([lock], ["token"]),
