@@ -33,7 +33,8 @@ def add_api_routes(app: web.Application) -> None:
     /api/v1 only; its handlers find the runtime at `app[RUNTIME]` through `config_dict`."""
     api = web.Application(middlewares=[
         error_middleware, bearer_auth({e.handler for e in ENDPOINTS if e.public}),
-        audit.audit_changes({e.handler for e in ENDPOINTS if e.changes}),
+        audit.audit_changes({e.handler for e in ENDPOINTS if e.changes},
+                            {e.handler for e in ENDPOINTS if e.changes is False}),
     ])
     api[audit.PREFIX] = PREFIX
     for endpoint in ENDPOINTS:

@@ -148,15 +148,17 @@ def _target(request: web.Request, response: web.StreamResponse) -> str | None:
     return None
 
 
-def audit_changes(changing: Collection[Handler]) -> Middleware:
+def audit_changes(changing: Collection[Handler], reading: Collection[Handler]) -> Middleware:
     """Record every change the API made: a request answered with a success whose method
-    changes things, or whose handler is among `changing` (a GET that stores something)."""
+    changes things, unless its handler is among `reading` (a POST that only computes), or
+    whose handler is among `changing` (a GET that stores something)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
-        if not 200 <= response.status < 300 or (
-                request.method in READ_METHODS and request.match_info.handler not in changing):
+        routed = request.match_info.handler
+        if not 200 <= response.status < 300 or routed in reading or (
+                request.method in READ_METHODS and routed not in changing):
             return response
         route = request.match_info.route.resource
         prefix = request.app.get(PREFIX, "")

@@ -25,8 +25,10 @@ class Endpoint:
     #: Error statuses beyond the ones every authenticated route can answer (401, 503).
     errors: tuple[int, ...] = ()
     public: bool = False
-    #: A GET that changes something (the OAuth callback stores an account): audited as a change.
-    changes: bool = False
+    #: Whether the operation changes something, and is audited: by default a GET does not and
+    #: every other method does; True for a GET that stores something (the OAuth callback),
+    #: False for a POST that only computes (`POST /posts/preview`).
+    changes: bool | None = None
     media_type: str = "application/json"
     #: The request body's type: `multipart/form-data` for an upload, read part by part.
     body_media_type: str = "application/json"

@@ -429,7 +429,7 @@ ENDPOINTS = [
              BatchOut, status=207, body=PostBatch, errors=(400, 422)),
     Endpoint("POST", "/posts/preview", preview_post,
              "The text each account would get for the next occurrence, changing nothing",
-             PreviewOut, body=PostCreate, errors=(400, 422)),
+             PreviewOut, body=PostCreate, errors=(400, 422), changes=False),
     Endpoint("GET", "/posts", list_posts, "List posts", PostPage, query=PostQuery,
              errors=(422,)),
     Endpoint("GET", "/posts/{id}", get_post, "Get a post with its jobs", PostOut, errors=(404,)),

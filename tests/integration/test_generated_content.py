@@ -305,6 +305,8 @@ async def test_a_preview_shows_each_accounts_text_and_changes_nothing(
     before = await snapshot(runtime)
     shown = await api.ok("POST", "/posts/preview", body)
     assert await snapshot(runtime) == before
+    audited = await api.ok("GET", "/audit")
+    assert "POST /posts/preview" not in {entry["action"] for entry in audited["items"]}
     assert [a["text"] for a in shown["accounts"]] == ["webhook: New 5", "telegram: New 5"]
     occurrence = datetime.fromisoformat(shown["occurrence"])
     assert occurrence > datetime.now(UTC) and occurrence.astimezone(UTC).minute == 0
