@@ -3,7 +3,8 @@ node's open streams from one subscription.
 
 A job makes three or four state changes; publishing each one as it happens would cost a Redis
 round trip apiece on the executor's hot path. Events are a view, not the record, so they are
-buffered for a few milliseconds and sent in one pipeline; losing a batch loses nothing.
+buffered for a few milliseconds and sent together, many to a message (EVENTS_PER_MESSAGE);
+losing a batch loses nothing.
 
 A subscription holds its Redis connection for as long as it lasts, so one per stream would let
 the streams drain the connection pool every role and `/readyz` depend on. A node subscribes
@@ -28,6 +29,9 @@ log = get_logger(__name__)
 
 FLUSH_SECONDS = 0.02
 MAX_BUFFER = 10_000
+#: Events per pub/sub message, one JSON document a line (JSON text holds no raw newline): a
+#: burst of job changes is a few messages for Redis to deliver and the nodes to read.
+EVENTS_PER_MESSAGE = 500
 #: How long a new stream waits for the node's subscription before it is refused with a 503.
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0
 #: Messages a stream may fall behind by; a client that slow is dropped rather than buffered for.
@@ -61,10 +65,11 @@ class EventFeed:
             return
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for message in batch:
+                for start in range(0, len(batch), EVENTS_PER_MESSAGE):
                     # Not `pipe.publish`: redis-py's cluster pipeline refuses it by name, while
                     # the command itself works there (a PUBLISH reaches every node).
-                    pipe.execute_command("PUBLISH", self._channel, message)
+                    pipe.execute_command("PUBLISH", self._channel, "\n".join(
+                        batch[start:start + EVENTS_PER_MESSAGE]))
                 await pipe.execute()
         except REDIS_ERRORS:
             return
@@ -179,8 +184,9 @@ class EventHub:
                         self._live.set()
                         delay = 0.2
                     elif message["type"] == "message":
-                        for subscription in self._subscriptions:
-                            subscription.push(message["data"])
+                        for event in message["data"].split(b"\n"):
+                            for subscription in self._subscriptions:
+                                subscription.push(event)
             except REDIS_ERRORS as exc:
                 log.warning("event_subscription_lost", error=type(exc).__name__, retry_in=delay)
             finally:
