@@ -68,7 +68,8 @@ cluster-redis-cluster: deps
 ON_REDIS_CLUSTER_IN_CI := tests/cluster/test_exactly_once.py tests/cluster/test_failover.py
 
 test: deps lint deploy-check s3-server
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit tests/integration tests/cluster tests/console
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit tests/integration tests/cluster tests/console \
+		tools/mongo-dev-server/tests
 	TEST_REDIS_CLUSTER=1 $(VENV)/bin/pytest -q -p no:cacheprovider $(ON_REDIS_CLUSTER_IN_CI)
 
 # Validators for deploy/, pinned, cached in .herald/tools (see tools/deploy_check/__main__.py).

@@ -465,18 +465,15 @@ def ratios(outcomes: list[Outcome]) -> list[str]:
 
 
 DEV_SERVER_NOTE = """\
-- what the development MongoDB server scans that real MongoDB would not: mongo-java-server
-  answers a filter from an index only when it pins every key of a unique index to a plain value
-  (tools/mongo-dev-server's `IndexedLookup`, which also serves `{_id: {$in: [...]}}` on `_id`);
-  every other filter is a full scan of the collection with the document matcher, and every sort
-  is done in memory, whatever secondary indexes exist (they are created, never used). Herald's
-  per-job claims and fenced writes pin `_id` and are indexed; its staging query
-  (`{state: {$in}, due_at: {$lte}}` sorted by `due_at`) and the sweeps scan `jobs`, which real
-  MongoDB serves from `state_due`. Agenda's find-and-lock (`name`, `nextRunAt`, `lockedAt`,
-  `disabled`, sorted by `nextRunAt`/`priority`) and APScheduler's acquire queries (schedules by
-  `next_fire_time`, jobs by `created_at`, leases by `acquired_by`) rely on secondary indexes, so
-  here each lock or acquire scans the whole collection: their figures on this server are lower
-  bounds, and worse the larger N is. BullMQ does not use MongoDB."""
+- the development MongoDB server against real MongoDB: mongo-java-server with Herald's
+  indexes (tools/mongo-dev-server/README.md, "Indexes"): a filter is read from a unique index
+  when it pins one, else from the secondary index whose bounds (equality or `$in` on a prefix,
+  then one range) hold the fewest entries, in the index's order when it serves the sort, as
+  MongoDB plans it; what neither serves is a full scan. Its writes are its library's (a deep
+  copy and index hooks per document) and slower than MongoDB's, for every system here that
+  uses it; `count_documents` and aggregations still scan. Agenda's find-and-lock and
+  APScheduler's acquire queries are read from their own indexes where those have the shapes
+  above. BullMQ does not use MongoDB."""
 
 
 def main() -> int:

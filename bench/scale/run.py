@@ -320,12 +320,11 @@ INDEX_NOTE = """\
   `{account_ids, _id}` (the list filters, in the `_id` order pages follow), `jobs`
   `{state, _id}`, `{account_id, _id}` and `{account_id, state, _id}`; `jobs` by `post_id` is
   served by `one_job_per_occurrence` and the window check's `{state, due_at}` by `state_due`.
-  The development server uses none of them (it answers from an index only a filter that pins a
-  unique index, see tools/mongo-dev-server), so on it every list query above and the window
-  check's query scan the whole collection and sort in memory, and so does `GET /posts`'s read
-  of its page's waiting jobs (`{post_id: {$in}, state: {$in}}`, a prefix of the compound
-  unique index, which the dev server cannot use): its figures here are the scans' cost; with
-  MONGODB_URI pointing at a real MongoDB the same run measures the indexed plans."""
+  The development server reads each of them as MongoDB would (equality and `$in` on a
+  prefix, then one range, in the index's order when it serves the sort; see
+  tools/mongo-dev-server/README.md), but its updates are its library's (a deep copy and index
+  hooks per document), so the window check's staging `update_many` costs it far more than
+  it costs MongoDB; with MONGODB_URI pointing at a real MongoDB the same run measures that."""
 
 
 def main() -> int:

@@ -1,19 +1,29 @@
 package herald.mongodev;
 
+import java.util.List;
+
 import org.h2.mvstore.MVMap;
 
 import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.MongoDatabase;
+import de.bwaldvogel.mongo.backend.ArrayFilters;
 import de.bwaldvogel.mongo.backend.CollectionOptions;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.backend.IndexKey;
 import de.bwaldvogel.mongo.backend.QueryResult;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.h2.H2Collection;
 import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.oplog.Oplog;
 import io.netty.channel.Channel;
 
-/** H2 MVStore backend whose collections serve pinned unique-index filters through the index. */
+/**
+ * H2 MVStore backend whose collections keep every index in order and answer queries from them.
+ * Unique indexes are stored by the library; secondary indexes and the sorted side of unique ones
+ * are memory only, rebuilt from the documents when the store opens.
+ */
 final class IndexedH2Backend extends H2Backend {
 
     IndexedH2Backend(String fileName) {
@@ -49,6 +59,21 @@ final class IndexedH2Backend extends H2Backend {
             MVMap<String, Object> metaMap = getMvStore().openMap("meta." + fullName);
             return new Collection(this, collectionName, options, dataMap, metaMap, cursorRegistry);
         }
+
+        @Override
+        protected Index<Object> openOrCreateUniqueIndex(String collectionName, String indexName, List<IndexKey> keys,
+                                                        boolean sparse) {
+            return Indexes.unique(collectionName, super.openOrCreateUniqueIndex(collectionName, indexName, keys, sparse),
+                keys, sparse);
+        }
+
+        @Override
+        protected Index<Object> openOrCreateSecondaryIndex(String collectionName, String indexName, List<IndexKey> keys,
+                                                           boolean sparse) {
+            return Indexes.isSystem(collectionName)
+                ? super.openOrCreateSecondaryIndex(collectionName, indexName, keys, sparse)
+                : new SecondaryIndex<>(indexName, keys, sparse);
+        }
     }
 
     private static final class Collection extends H2Collection {
@@ -58,15 +83,61 @@ final class IndexedH2Backend extends H2Backend {
             super(database, collectionName, options, dataMap, metaMap, cursorRegistry);
         }
 
-        /** Called by find, findAndModify, update and delete while they hold the collection's lock. */
+        /** Called by find, findAndModify, update, delete, distinct and count under the collection's lock. */
         @Override
         protected QueryResult queryDocuments(Document query, Document orderBy, int numberToSkip, int limit,
                                              int batchSize, Document fieldSelector) {
-            Iterable<Object> positions = IndexedLookup.candidates(getIndexes(), query);
-            if (positions == null) {
+            QueryPlanner.Plan<Object> plan = QueryPlanner.plan(getIndexes(), query, orderBy, limit);
+            if (plan == null) {
                 return super.queryDocuments(query, orderBy, numberToSkip, limit, batchSize, fieldSelector);
             }
-            return matchDocuments(query, positions, orderBy, numberToSkip, limit, batchSize, fieldSelector);
+            return matchDocuments(plan.filter(), plan.positions(), plan.ordered() ? null : orderBy, numberToSkip,
+                limit, batchSize, fieldSelector);
+        }
+
+        /** {@code update_many({_id: {$in: ids}, ...})} one listed document at a time ({@link IndexedLookup#perDocument}). */
+        @Override
+        public synchronized Document updateDocuments(Document selector, Document updateQuery, ArrayFilters arrayFilters,
+                                                     boolean isMulti, boolean isUpsert, Oplog oplog) {
+            List<Document> each = isMulti && !isUpsert && updateQuery.keySet().stream().allMatch(k -> k.startsWith("$"))
+                ? IndexedLookup.perDocument(getIndexes(), this::getDocument, selector)
+                : null;
+            if (each == null) {
+                return super.updateDocuments(selector, updateQuery, arrayFilters, isMulti, isUpsert, oplog);
+            }
+            int matched = 0;
+            int modified = 0;
+            for (Document one : each) {
+                Document result = super.updateDocuments(one, updateQuery, arrayFilters, false, false, oplog);
+                matched += ((Number) result.get("n")).intValue();
+                modified += ((Number) result.get("nModified")).intValue();
+            }
+            return new Document("n", matched).append("nModified", modified);
+        }
+
+        /** The library leaves count unsynchronized; the sorted entries must not be read mid-write. */
+        @Override
+        public synchronized int count(Document query, int skip, int limit) {
+            return super.count(query, skip, limit);
+        }
+
+        /**
+         * A unique index opened from the file already holds its documents, so the library does not
+         * rebuild it; its sorted side is filled here (once: a second createIndex is a no-op).
+         */
+        @Override
+        public synchronized void addIndex(Index<Object> index) {
+            boolean known = getIndexes().stream().anyMatch(existing -> existing.getName().equals(index.getName()));
+            if (!known && index instanceof OrderedUniqueIndex<Object> ordered && ordered.needsEntries()) {
+                streamAllDocumentsWithPosition()
+                    .forEach(stored -> ordered.entries().add(stored.getDocument(), stored.getPosition()));
+            }
+            super.addIndex(index);
+        }
+
+        @Override
+        public synchronized void dropIndex(String indexName) {
+            super.dropIndex(indexName);
         }
     }
 }

@@ -1,10 +1,12 @@
 package herald.mongodev;
 
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Function;
 
 import de.bwaldvogel.mongo.backend.Index;
 import de.bwaldvogel.mongo.backend.Missing;
@@ -23,18 +25,27 @@ import de.bwaldvogel.mongo.bson.Document;
  */
 final class IndexedLookup {
 
+    private static final String ID = "_id";
+
     private IndexedLookup() {
     }
 
+    /**
+     * Candidates, and the field whose {@code $in} condition the lookups answered completely (the
+     * matcher need not test it again: it would compare each candidate with every listed value).
+     */
+    record Lookup<P>(Iterable<P> positions, String answered) {
+    }
+
     /** Candidate positions for {@code query}, or {@code null} when no unique index is pinned. */
-    static <P> Iterable<P> candidates(List<Index<P>> indexes, Document query) {
+    static <P> Lookup<P> candidates(List<Index<P>> indexes, Document query) {
         for (Index<P> index : indexes) {
             if (!index.isUnique()) {
                 continue;
             }
             if (index.getKeys().stream().allMatch(key -> isPlainValue(query.get(key.getKey())))) {
                 // getPositions only reads the index's keys, so the extra filter keys are ignored here.
-                return index.getPositions(query);
+                return new Lookup<>(index.getPositions(query), null);
             }
             if (index.getKeys().size() == 1) {
                 String key = index.getKeys().get(0).getKey();
@@ -44,11 +55,35 @@ final class IndexedLookup {
                     for (Object value : values) {
                         index.getPositions(new Document(key, value)).forEach(positions::add);
                     }
-                    return positions;
+                    return new Lookup<>(positions, key);
                 }
             }
         }
         return null;
+    }
+
+    /**
+     * {@code update_many({_id: {$in: ids}, ...})} as one selector per listed document that
+     * exists, each with its own {@code _id}; {@code null} for any other selector. The library
+     * matches every updated document against the whole selector again (for the positional
+     * operator), which compares it with every listed id: quadratic in the batch.
+     */
+    static <P> List<Document> perDocument(List<Index<P>> indexes, Function<P, Document> documents,
+                                          Document selector) {
+        if (plainInValues(selector.get(ID)) == null) {
+            return null;
+        }
+        Lookup<P> lookup = candidates(indexes, new Document(ID, selector.get(ID)));
+        if (lookup == null) {
+            return null;
+        }
+        List<Document> selectors = new ArrayList<>();
+        for (P position : lookup.positions()) {
+            Document one = new Document(selector);
+            one.put(ID, documents.apply(position).get(ID));
+            selectors.add(one);
+        }
+        return selectors;
     }
 
     /** The values of a condition that is exactly {@code {$in: [plain values]}}, else {@code null}. */

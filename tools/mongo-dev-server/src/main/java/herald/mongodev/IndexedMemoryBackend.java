@@ -1,16 +1,22 @@
 package herald.mongodev;
 
+import java.util.List;
+
 import de.bwaldvogel.mongo.MongoDatabase;
+import de.bwaldvogel.mongo.backend.ArrayFilters;
 import de.bwaldvogel.mongo.backend.CollectionOptions;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.backend.IndexKey;
 import de.bwaldvogel.mongo.backend.QueryResult;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
 import de.bwaldvogel.mongo.backend.memory.MemoryCollection;
 import de.bwaldvogel.mongo.backend.memory.MemoryDatabase;
 import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.oplog.Oplog;
 import io.netty.channel.Channel;
 
-/** In-memory backend whose collections serve pinned unique-index filters through the index. */
+/** In-memory backend whose collections keep every index in order and answer queries from them. */
 final class IndexedMemoryBackend extends MemoryBackend {
 
     @Override
@@ -33,6 +39,21 @@ final class IndexedMemoryBackend extends MemoryBackend {
         protected MemoryCollection openOrCreateCollection(String collectionName, CollectionOptions options) {
             return new Collection(this, collectionName, options, cursorRegistry);
         }
+
+        @Override
+        protected Index<Integer> openOrCreateUniqueIndex(String collectionName, String indexName, List<IndexKey> keys,
+                                                         boolean sparse) {
+            return Indexes.unique(collectionName, super.openOrCreateUniqueIndex(collectionName, indexName, keys, sparse),
+                keys, sparse);
+        }
+
+        @Override
+        protected Index<Integer> openOrCreateSecondaryIndex(String collectionName, String indexName, List<IndexKey> keys,
+                                                            boolean sparse) {
+            return Indexes.isSystem(collectionName)
+                ? super.openOrCreateSecondaryIndex(collectionName, indexName, keys, sparse)
+                : new SecondaryIndex<>(indexName, keys, sparse);
+        }
     }
 
     private static final class Collection extends MemoryCollection {
@@ -41,15 +62,52 @@ final class IndexedMemoryBackend extends MemoryBackend {
             super(database, collectionName, options, cursorRegistry);
         }
 
-        /** Called by find, findAndModify, update and delete while they hold the collection's lock. */
+        /** Called by find, findAndModify, update, delete, distinct and count under the collection's lock. */
         @Override
         protected QueryResult queryDocuments(Document query, Document orderBy, int numberToSkip, int limit,
                                              int batchSize, Document fieldSelector) {
-            Iterable<Integer> positions = IndexedLookup.candidates(getIndexes(), query);
-            if (positions == null) {
+            QueryPlanner.Plan<Integer> plan = QueryPlanner.plan(getIndexes(), query, orderBy, limit);
+            if (plan == null) {
                 return super.queryDocuments(query, orderBy, numberToSkip, limit, batchSize, fieldSelector);
             }
-            return matchDocuments(query, positions, orderBy, numberToSkip, limit, batchSize, fieldSelector);
+            return matchDocuments(plan.filter(), plan.positions(), plan.ordered() ? null : orderBy, numberToSkip,
+                limit, batchSize, fieldSelector);
+        }
+
+        /** {@code update_many({_id: {$in: ids}, ...})} one listed document at a time ({@link IndexedLookup#perDocument}). */
+        @Override
+        public synchronized Document updateDocuments(Document selector, Document updateQuery, ArrayFilters arrayFilters,
+                                                     boolean isMulti, boolean isUpsert, Oplog oplog) {
+            List<Document> each = isMulti && !isUpsert && updateQuery.keySet().stream().allMatch(k -> k.startsWith("$"))
+                ? IndexedLookup.perDocument(getIndexes(), this::getDocument, selector)
+                : null;
+            if (each == null) {
+                return super.updateDocuments(selector, updateQuery, arrayFilters, isMulti, isUpsert, oplog);
+            }
+            int matched = 0;
+            int modified = 0;
+            for (Document one : each) {
+                Document result = super.updateDocuments(one, updateQuery, arrayFilters, false, false, oplog);
+                matched += ((Number) result.get("n")).intValue();
+                modified += ((Number) result.get("nModified")).intValue();
+            }
+            return new Document("n", matched).append("nModified", modified);
+        }
+
+        /** The library leaves count unsynchronized; the sorted entries must not be read mid-write. */
+        @Override
+        public synchronized int count(Document query, int skip, int limit) {
+            return super.count(query, skip, limit);
+        }
+
+        @Override
+        public synchronized void addIndex(Index<Integer> index) {
+            super.addIndex(index);
+        }
+
+        @Override
+        public synchronized void dropIndex(String indexName) {
+            super.dropIndex(indexName);
         }
     }
 }

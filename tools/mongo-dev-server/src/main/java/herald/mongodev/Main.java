@@ -6,8 +6,8 @@ import de.bwaldvogel.mongo.MongoBackend;
 import de.bwaldvogel.mongo.MongoServer;
 
 /**
- * Herald's MongoDB dev server: mongo-java-server reporting MongoDB 4.4, with indexed
- * lookups for filters that pin a unique index.
+ * Herald's MongoDB dev server: mongo-java-server reporting MongoDB 4.4, answering queries
+ * from its indexes, secondary ones included ({@link QueryPlanner}).
  *
  * Prints {@code ready port=N backend=B} on stdout once listening (N is the bound port, so
  * {@code --port 0} picks a free one). SIGTERM shuts down cleanly, committing and closing the
