@@ -14,7 +14,7 @@ from shared.models import ContentState, JobState, PostStatus
 from shared.runtime import Runtime
 from shared.store import Doc
 
-BATCH = 500
+BATCH = 2000
 WAITING = (JobState.PENDING, JobState.STAGED, JobState.RETRY_WAIT)
 
 
@@ -97,6 +97,7 @@ async def _live_posts(rt: Runtime, jobs: list[Doc]) -> set[str]:
 
 async def _stage_batch(rt: Runtime, jobs: list[Doc], source: str, epoch: int | None) -> int:
     live = await _live_posts(rt, jobs)
-    queued = await rt.queue.contains([j["_id"] for j in jobs])
+    # A pending job is queued only after the record says staged: only the others may be in.
+    queued = await rt.queue.contains([j["_id"] for j in jobs if j["state"] != JobState.PENDING])
     todo = [j for j in jobs if j["post_id"] in live and j["_id"] not in queued]
     return await rt.jobs.stage_many(todo, source=source, epoch=epoch) if todo else 0

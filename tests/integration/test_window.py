@@ -84,7 +84,8 @@ async def test_a_deposed_leader_stops_staging_before_its_next_batch(runtime: Run
     count = staging.BATCH * 2 + 10
     await runtime.store.jobs.insert_many([
         {"_id": new_id(), "post_id": post["_id"], "account_id": post["account_ids"][0],
-         "scheduled_for": now + timedelta(seconds=i), "due_at": now + timedelta(seconds=i),
+         "scheduled_for": now + timedelta(milliseconds=100 * i),
+         "due_at": now + timedelta(milliseconds=100 * i),
          "priority": "normal", "state": str(JobState.PENDING), "attempts": 0, "transitions": []}
         for i in range(count)
     ])
