@@ -14,6 +14,7 @@ import pytest
 from scheduler.planning import materialise
 from shared.models import JobState
 from shared.runtime import Runtime
+from shared.staging import stage_due
 from tests.emulators.llm import API_KEY, LlmEmulator
 from tests.emulators.webhook import WebhookReceiver
 from tests.integration.api_support import TELEGRAM, Api, serve_api, snapshot
@@ -221,6 +222,48 @@ async def test_a_rejected_job_is_cancelled_and_a_regenerated_one_made_anew(
         [two] = await settled_jobs(api, second["id"])
     assert (two["content_state"], two["content"]["text"]) == ("awaiting_approval", "Made again.")
     assert published(receiver) == []
+
+
+async def test_editing_the_content_makes_the_waiting_jobs_content_again(
+        runtime: Runtime, api: Api, receiver: WebhookReceiver) -> None:
+    account = await hook_account(api, receiver)
+    post = await api.post([account], content={"template": "First {{ account.platform }}",
+                                              "approval": "required"},
+                          schedule={"at": later(runtime, hours=1)})
+    async with running_executor(runtime):
+        [job] = await settled_jobs(api, post["id"])
+        assert (job["content_state"], job["content"]["text"]) == (
+            "awaiting_approval", "First webhook")
+        await api.ok("PATCH", f"/posts/{post['id']}", {"content": {
+            "template": "Second {{ account.platform }}", "approval": "required"}})
+        [job] = await settled_jobs(api, post["id"])
+        assert (job["content_state"], job["content"]["text"]) == (
+            "awaiting_approval", "Second webhook")
+        # Written content again: the job publishes the post's own text, nothing to approve.
+        await api.ok("PATCH", f"/posts/{post['id']}", {"content": {"text": "Written"}})
+        job = await api.ok("GET", f"/jobs/{job['id']}")
+        assert (job["content_state"], job["content"]) == (None, None)
+        await api.ok("POST", f"/jobs/{job['id']}/retry", status=202)
+        await job_in(api, job["id"], {"succeeded"})
+    assert published(receiver) == ["Written"]
+
+
+async def test_a_lost_generation_lane_is_rebuilt_by_the_window_check(
+        runtime: Runtime, api: Api, receiver: WebhookReceiver) -> None:
+    """Redis is a copy: with the queued generation lost, the staging pass (window check,
+    sweeps) queues it again from the record."""
+    account = await hook_account(api, receiver)
+    post = await api.post([account], content={"template": "Rebuilt"},
+                          schedule={"at": later(runtime, hours=1)})
+    job_id = post["jobs"][0]["id"]
+    assert await runtime.queue.generations_queued([job_id]) == {job_id}
+    await runtime.redis.delete(runtime.keys.generate_lane)
+    queued = await stage_due(runtime, runtime.clock.now_dt() + timedelta(hours=2),
+                             source="window")
+    assert queued >= 1 and await runtime.queue.generations_queued([job_id]) == {job_id}
+    async with running_executor(runtime):
+        [job] = await settled_jobs(api, post["id"])
+    assert (job["content_state"], job["content"]["text"]) == ("generated", "Rebuilt")
 
 
 @pytest.mark.parametrize("answer, reason", [
