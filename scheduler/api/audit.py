@@ -31,7 +31,8 @@ log = get_logger(__name__)
 _SECRET_FIELDS = frozenset({"credentials", "credentials_enc", "code", "state", "csrf"})
 #: A recorded text longer than this is cut: the log says what changed, the record holds it.
 _MAX_TEXT = 2000
-#: Details larger than this (a batch of a thousand posts) are recorded by their size only.
+#: Details larger than this (a batch of a thousand posts) are recorded by their size only; a
+#: JSON body larger than this is not read at all.
 _MAX_DETAILS = 64_000
 
 
@@ -77,7 +78,7 @@ async def record(rt: Runtime, actor: str, action: str, target: str | None,
     logged rather than turned into a failed request."""
     cleaned = redact(_clean(details))
     size = len(json.dumps(cleaned, default=str))
-    if size > _MAX_DETAILS:
+    if size > _MAX_DETAILS and not cleaned.get("truncated"):
         cleaned = {"truncated": True, "bytes": size, "query": cleaned.get("query")}
     entry: Doc = {"_id": new_id(), "at": rt.clock.now_dt(), "actor": actor, "action": action,
                   "target": target, "details": cleaned}
@@ -121,6 +122,11 @@ async def _request_details(request: web.Request) -> dict[str, Any]:
         details["query"] = dict(request.query)
     if request.content_type == "application/json":
         raw = await request.read()
+        if len(raw) > _MAX_DETAILS:
+            # A batch of a thousand posts: recorded by its size, without reading it again.
+            details["truncated"] = True
+            details["bytes"] = len(raw)
+            return details
         try:
             details["body"] = json.loads(raw) if raw.strip() else None
         except ValueError:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Annotated
 
 from aiohttp import web
 from croniter import CroniterError
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from scheduler.api import effects
 from scheduler.api.checks import (
@@ -25,6 +26,7 @@ from scheduler.api.endpoint import Endpoint
 from scheduler.api.errors import ApiError, conflict, from_validation, invalid
 from scheduler.api.pagination import page
 from scheduler.api.schemas import (
+    MAX_BATCH,
     BatchOut,
     BatchResult,
     ErrorDetail,
@@ -190,7 +192,6 @@ async def create_posts(request: web.Request) -> web.Response:
     changes nothing of the others), the accounts read in one query, the posts and their
     first jobs inserted with one `insert_many` each, and the due jobs staged in one pipeline."""
     rt = runtime(request)
-    batch = await read_body(request, PostBatch)
     now = rt.clock.now_dt()
     results: dict[int, BatchResult] = {}
     bodies: dict[int, PostCreate] = {}
@@ -199,6 +200,7 @@ async def create_posts(request: web.Request) -> web.Response:
         bodies = dict(enumerate(ValidBatch.model_validate_json(await request.read(),
                                                                strict=True).posts))
     except ValidationError:
+        batch = await read_body(request, PostBatch)
         for index, item in enumerate(batch.posts):
             try:
                 bodies[index] = PostCreate.model_validate_json(json.dumps(item), strict=True)
@@ -280,9 +282,9 @@ def _feed(content: Doc) -> str | None:
 
 
 class ValidBatch(Strict):
-    """A batch whose every post is valid."""
+    """A batch whose every post is valid, within PostBatch's bounds."""
 
-    posts: list[PostCreate]
+    posts: Annotated[list[PostCreate], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 def _refused(index: int, error: ApiError) -> BatchResult:
