@@ -447,9 +447,10 @@ def test_sparse_and_dropped_indexes(client: Client) -> None:
 
 
 def test_update_many_by_listed_ids(client: Client) -> None:
-    """`update_many({_id: {$in: ids}, ...})` (staging, claims) is applied one listed document
-    at a time: the same documents, counts and positional updates as the library's own pass,
-    which a one-branch `$or` around the id condition keeps."""
+    """`update_many({_id: {$in: ids}, ...})` (staging, claims) reads the listed documents
+    through the `_id` index: the same documents, counts and positional updates as when a
+    one-branch `$or` around the id condition makes the update scan (test_dev_server_updates
+    compares both with the library's own update path)."""
     split, whole = indexed(client.idx_tests, "by_ids"), indexed(client.idx_tests, "by_ids_ref")
     docs = [{"_id": i, "p": i, "state": "pending", "tags": ["a", "b", "c"][: 1 + i % 3]}
             for i in range(10)]

@@ -1,12 +1,10 @@
 package herald.mongodev;
 
-import java.util.ArrayList;
 import java.util.Collection;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.function.Function;
 
 import de.bwaldvogel.mongo.backend.Index;
 import de.bwaldvogel.mongo.backend.Missing;
@@ -24,8 +22,6 @@ import de.bwaldvogel.mongo.bson.Document;
  * union of one lookup per listed value, instead of a scan.
  */
 final class IndexedLookup {
-
-    private static final String ID = "_id";
 
     private IndexedLookup() {
     }
@@ -60,30 +56,6 @@ final class IndexedLookup {
             }
         }
         return null;
-    }
-
-    /**
-     * {@code update_many({_id: {$in: ids}, ...})} as one selector per listed document that
-     * exists, each with its own {@code _id}; {@code null} for any other selector. The library
-     * matches every updated document against the whole selector again (for the positional
-     * operator), which compares it with every listed id: quadratic in the batch.
-     */
-    static <P> List<Document> perDocument(List<Index<P>> indexes, Function<P, Document> documents,
-                                          Document selector) {
-        if (plainInValues(selector.get(ID)) == null) {
-            return null;
-        }
-        Lookup<P> lookup = candidates(indexes, new Document(ID, selector.get(ID)));
-        if (lookup == null) {
-            return null;
-        }
-        List<Document> selectors = new ArrayList<>();
-        for (P position : lookup.positions()) {
-            Document one = new Document(selector);
-            one.put(ID, documents.apply(position).get(ID));
-            selectors.add(one);
-        }
-        return selectors;
     }
 
     /** The values of a condition that is exactly {@code {$in: [plain values]}}, else {@code null}. */

@@ -58,8 +58,11 @@ final class IndexedMemoryBackend extends MemoryBackend {
 
     private static final class Collection extends MemoryCollection {
 
+        private final OperatorUpdates<Integer> updates;
+
         Collection(MongoDatabase database, String collectionName, CollectionOptions options, CursorRegistry cursorRegistry) {
             super(database, collectionName, options, cursorRegistry);
+            this.updates = new OperatorUpdates<>(this);
         }
 
         /** Called by find, findAndModify, update, delete, distinct and count under the collection's lock. */
@@ -74,24 +77,13 @@ final class IndexedMemoryBackend extends MemoryBackend {
                 limit, batchSize, fieldSelector);
         }
 
-        /** {@code update_many({_id: {$in: ids}, ...})} one listed document at a time ({@link IndexedLookup#perDocument}). */
+        /** Operator updates the cheaper way ({@link OperatorUpdates}); the rest as the library does. */
         @Override
         public synchronized Document updateDocuments(Document selector, Document updateQuery, ArrayFilters arrayFilters,
                                                      boolean isMulti, boolean isUpsert, Oplog oplog) {
-            List<Document> each = isMulti && !isUpsert && updateQuery.keySet().stream().allMatch(k -> k.startsWith("$"))
-                ? IndexedLookup.perDocument(getIndexes(), this::getDocument, selector)
-                : null;
-            if (each == null) {
-                return super.updateDocuments(selector, updateQuery, arrayFilters, isMulti, isUpsert, oplog);
-            }
-            int matched = 0;
-            int modified = 0;
-            for (Document one : each) {
-                Document result = super.updateDocuments(one, updateQuery, arrayFilters, false, false, oplog);
-                matched += ((Number) result.get("n")).intValue();
-                modified += ((Number) result.get("nModified")).intValue();
-            }
-            return new Document("n", matched).append("nModified", modified);
+            Document result = updates.update(selector, updateQuery, arrayFilters, isMulti, isUpsert, oplog);
+            return result != null ? result : super.updateDocuments(selector, updateQuery, arrayFilters, isMulti,
+                isUpsert, oplog);
         }
 
         /** The library leaves count unsynchronized; the sorted entries must not be read mid-write. */

@@ -16,16 +16,19 @@ import de.bwaldvogel.mongo.MongoServer;
 public final class Main {
 
     private static final String USAGE =
-        "usage: mongo-dev-server [--port N] [--bind HOST] [--backend memory|h2] [--data FILE]";
-    private static final Set<String> FLAGS = Set.of("--port", "--bind", "--backend", "--data");
+        "usage: mongo-dev-server [--port N] [--bind HOST] [--backend memory|h2] [--data FILE]"
+            + " [--updates herald|library]";
+    private static final Set<String> FLAGS = Set.of("--port", "--bind", "--backend", "--data", "--updates");
 
-    record Options(int port, String bind, String backend, String data) {
+    /** {@code --updates library}: every update the library's own way, for tests that compare the two paths. */
+    record Options(int port, String bind, String backend, String data, boolean libraryUpdates) {
 
         static Options parse(String[] args) {
             int port = 27017;
             String bind = "127.0.0.1";
             String backend = "memory";
             String data = null;
+            String updates = "herald";
             for (int i = 0; i < args.length; i += 2) {
                 String flag = args[i];
                 if (!FLAGS.contains(flag)) {
@@ -39,6 +42,7 @@ public final class Main {
                     case "--port" -> port = parsePort(value);
                     case "--bind" -> bind = value;
                     case "--backend" -> backend = value;
+                    case "--updates" -> updates = value;
                     default -> data = value;
                 }
             }
@@ -51,7 +55,10 @@ public final class Main {
             if (backend.equals("memory") && data != null) {
                 throw new IllegalArgumentException("--data is only valid with --backend h2");
             }
-            return new Options(port, bind, backend, data);
+            if (!updates.equals("herald") && !updates.equals("library")) {
+                throw new IllegalArgumentException("--updates must be herald or library, got: " + updates);
+            }
+            return new Options(port, bind, backend, data, updates.equals("library"));
         }
 
         private static int parsePort(String value) {
@@ -90,6 +97,7 @@ public final class Main {
     }
 
     private static MongoServer start(Options options) {
+        OperatorUpdates.useLibrary(options.libraryUpdates());
         MongoBackend backend = options.backend().equals("h2")
             ? new IndexedH2Backend(options.data())
             : new IndexedMemoryBackend();

@@ -1,0 +1,75 @@
+package de.bwaldvogel.mongo.backend;
+
+import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.exception.FailedToParseException;
+
+/**
+ * The package-private and protected parts of mongo-java-server 1.47.0 that Herald's cheaper
+ * update path ({@code herald.mongodev.OperatorUpdates}) reuses, so that it applies update
+ * operators, validates and counts sizes with the library's own code rather than a copy of it.
+ * It lives in the library's package for that reason only; it adds no behaviour.
+ */
+public final class LibraryAccess {
+
+    private LibraryAccess() {
+    }
+
+    /**
+     * Applies an update's operators to {@code target} as the library's
+     * {@code calculateUpdateDocument} does after its deep copy: conflicting paths refused,
+     * each operator through {@link FieldUpdates}, then the field names checked.
+     */
+    public static void applyOperators(Document target, Document update, ArrayFilters arrayFilters, Integer matchPos,
+                                      String idField) {
+        AbstractMongoCollection.validateUpdateQuery(update);
+        for (String modifier : update.keySet()) {
+            UpdateOperator operator;
+            try {
+                operator = UpdateOperator.fromValue(modifier);
+            } catch (IllegalArgumentException e) {
+                throw new FailedToParseException("Unknown modifier: " + modifier
+                    + ". Expected a valid update modifier or pipeline-style update specified as an array");
+            }
+            new FieldUpdates(target, operator, idField, false, matchPos, arrayFilters)
+                .apply((Document) update.get(modifier), modifier);
+        }
+        Utils.validateFieldNames(target);
+    }
+
+    /** The library's value equality for counting modified documents ({@code nullAwareEquals}). */
+    public static boolean sameValue(Object a, Object b) {
+        return Utils.nullAwareEquals(a, b);
+    }
+
+    /** BSON size, as the library counts a collection's data size. */
+    public static int size(Document document) {
+        return Utils.calculateSize(document);
+    }
+
+    public static <P> Document document(AbstractMongoCollection<P> collection, P position) {
+        return collection.getDocument(position);
+    }
+
+    /** The collection's own query path (Herald's planner, in its collections). */
+    public static <P> Iterable<Document> query(AbstractMongoCollection<P> collection, Document query, int limit) {
+        return collection.queryDocuments(query, null, 0, limit, 0, null);
+    }
+
+    public static <P> String idField(AbstractMongoCollection<P> collection) {
+        return collection.getIdField();
+    }
+
+    public static <P> boolean tracksDataSize(AbstractMongoCollection<P> collection) {
+        return collection.tracksDataSize();
+    }
+
+    public static <P> void updateDataSize(AbstractMongoCollection<P> collection, int delta) {
+        collection.updateDataSize(delta);
+    }
+
+    /** The backend's write of an updated document (H2 stores it again; memory does nothing). */
+    public static <P> void stored(AbstractMongoCollection<P> collection, P position, Document oldDocument,
+                                  Document newDocument) {
+        collection.handleUpdate(position, oldDocument, newDocument);
+    }
+}
