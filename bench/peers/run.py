@@ -469,9 +469,11 @@ DEV_SERVER_NOTE = """\
   indexes (tools/mongo-dev-server/README.md, "Indexes"): a filter is read from a unique index
   when it pins one, else from the secondary index whose bounds (equality or `$in` on a prefix,
   then one range) hold the fewest entries, in the index's order when it serves the sort, as
-  MongoDB plans it; what neither serves is a full scan. Its writes are its library's (a deep
-  copy and index hooks per document) and slower than MongoDB's, for every system here that
-  uses it; `count_documents` and aggregations still scan. Agenda's find-and-lock and
+  MongoDB plans it; what neither serves is a full scan. Updates made of operators copy and
+  compare only the fields they name and maintain only the indexes on those ("Writes");
+  inserts, replacements and findAndModify keep the library's path (a deep copy and every
+  index's hooks per document), slower than MongoDB's, for every system here that uses it;
+  `count_documents` and aggregations still scan. Agenda's find-and-lock and
   APScheduler's acquire queries are read from their own indexes where those have the shapes
   above. BullMQ does not use MongoDB."""
 

@@ -322,9 +322,10 @@ INDEX_NOTE = """\
   served by `one_job_per_occurrence` and the window check's `{state, due_at}` by `state_due`.
   The development server reads each of them as MongoDB would (equality and `$in` on a
   prefix, then one range, in the index's order when it serves the sort; see
-  tools/mongo-dev-server/README.md), but its updates are its library's (a deep copy and index
-  hooks per document), so the window check's staging `update_many` costs it far more than
-  it costs MongoDB; with MONGODB_URI pointing at a real MongoDB the same run measures that."""
+  tools/mongo-dev-server/README.md); updates made of operators copy and compare only the
+  fields they name and maintain only the indexes on those, inserts keep its library's path
+  (a deep copy and every index's hooks per document); with MONGODB_URI pointing at a real
+  MongoDB the same run measures MongoDB."""
 
 
 def main() -> int:
