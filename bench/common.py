@@ -66,6 +66,36 @@ def rss_mib(pid: int) -> float:
     return _status_kib(pid, "VmRSS") / 1024
 
 
+def _descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (a launcher script's JVM, a worker's children)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes and their descendants have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in {p for root in pids for p in _descendants(root)}:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def append_results(title: str, body: str) -> None:
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n\nFigures, not asserts.\n")

@@ -7,7 +7,6 @@ matches nothing means the lease was lost, so the run stops without touching the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ import structlog
 from aiodataloader import DataLoader
 from pymongo.errors import PyMongoError
 
+from executor.lease import LeaseKeeper
 from executor.retry import Action, decide
 from shared import pause
 from shared.coalesce import reader, updater
@@ -102,6 +102,7 @@ class Publisher:
         self.posts = reader(rt.store.posts)
         self.accounts = reader(rt.store.accounts)
         self.keeper = CredentialKeeper(rt, notifier)
+        self.leases = LeaseKeeper(rt)
         self.complete_post = updater(rt.store.posts, {"status": str(PostStatus.SCHEDULED)},
                                      lambda: {"$set": {"status": str(PostStatus.COMPLETED),
                                                        "updated_at": rt.clock.now_dt()}})
@@ -144,9 +145,7 @@ class Publisher:
             if job is None:
                 return
             with structlog.contextvars.bound_contextvars(job_id=job_id):
-                finished = asyncio.Event()
-                renewal = asyncio.create_task(keep_lease(rt, job, finished),
-                                              name=f"lease {job_id}")
+                held = self.leases.keep(job, lock)
                 run = runner(self, job, lock)
                 try:
                     await run.execute()
@@ -154,9 +153,7 @@ class Publisher:
                     LEASE_LOSSES.inc()
                     log.warning("lease_lost", lease_seq=job["lease_seq"])
                 finally:
-                    # Stopped, not cancelled: a cancelled pymongo call can wedge the client.
-                    finished.set()
-                    await renewal
+                    self.leases.drop(held)
         finally:
             await self.releasing.load(lock)
         if run is not None:
@@ -184,7 +181,7 @@ class Publisher:
 
     async def _lock_batch(self, locks: list[RenewedLock]) -> list[bool]:
         EXECUTOR_BATCH_SIZE.labels(step="lock").observe(len(locks))
-        return await RenewedLock.acquire_all(self.rt.redis, locks)
+        return await RenewedLock.acquire_all(self.rt.redis, locks, renew=False)
 
     async def _claim_batch(self, job_ids: list[str]) -> list[Doc | None]:
         """Claim what the batch's locks won; a job absent from the answer was not claimable
@@ -206,30 +203,8 @@ class Publisher:
 
     async def _release_batch(self, locks: list[RenewedLock]) -> list[None]:
         EXECUTOR_BATCH_SIZE.labels(step="release").observe(len(locks))
-        await RenewedLock.release_all(self.rt.redis, locks)
+        await RenewedLock.release_all(self.rt.redis, locks, self.rt.scripts.lock_release)
         return [None] * len(locks)
-
-
-async def keep_lease(rt: Runtime, job: Doc, finished: asyncio.Event) -> None:
-    """Push the MongoDB lease expiry of a claimed job forward until `finished` is set; a miss
-    means the lease was lost."""
-    ttl = rt.settings.lease_ttl_seconds
-    while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(finished.wait(), ttl / 3)
-        if finished.is_set():
-            return
-        expires = rt.clock.now_dt() + timedelta(seconds=ttl)
-        try:
-            result = await rt.store.jobs.update_one(
-                {"_id": job["_id"], "lease_seq": job["lease_seq"]},
-                {"$set": {"lease.expires_at": expires}},
-            )
-        except Exception as exc:
-            log.warning("lease_renewal_failed", error=type(exc).__name__)
-            continue
-        if result.matched_count == 0:
-            return
 
 
 class Run:

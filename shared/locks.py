@@ -35,6 +35,7 @@ class RenewedLock:
         self._lock = Lock(redis, name, timeout=ttl, blocking=False, thread_local=False,
                           raise_on_release_error=False)
         self._deadline = 0.0
+        self._taken_now = False
         self._renewal: asyncio.Task[None] | None = None
 
     async def acquire(self) -> bool:
@@ -44,14 +45,16 @@ class RenewedLock:
         self._taken(started)
         return True
 
-    def _taken(self, started: float) -> None:
+    def _taken(self, started: float, *, renew: bool = True) -> None:
         self._deadline = started + self.ttl
+        self._taken_now = True
         self.lost.clear()
-        self._renewal = asyncio.create_task(self._renew(), name=f"renew {self.name}")
+        if renew:
+            self._renewal = asyncio.create_task(self._renew(), name=f"renew {self.name}")
 
     @property
     def held(self) -> bool:
-        return self._renewal is not None and not self.lost.is_set() and (
+        return self._taken_now and not self.lost.is_set() and (
             time.monotonic() < self._deadline
         )
 
@@ -78,15 +81,18 @@ class RenewedLock:
         """Cancel the renewal and wait for it to end. `asyncio.wait` rather than awaiting the
         task under `suppress(CancelledError)`, which would also swallow a cancellation of the
         caller arriving meanwhile (and let a stopping node run on)."""
+        self._taken_now = False
         if self._renewal is not None:
             self._renewal.cancel()
             await asyncio.wait([self._renewal])
             self._renewal = None
 
     @staticmethod
-    async def acquire_all(redis: Redis, locks: list[RenewedLock]) -> list[bool]:
+    async def acquire_all(redis: Redis, locks: list[RenewedLock], *,
+                          renew: bool = True) -> list[bool]:
         """Take a batch of locks in one pipeline of `SET NX PX` (one round trip, not one per lock);
-        each lock won starts renewing as `acquire` would."""
+        each lock won starts renewing as `acquire` would, unless `renew` is False: then the
+        caller keeps them alive with `renew_all`."""
         started = time.monotonic()
         async with redis.pipeline(transaction=False) as pipe:
             for lock in locks:
@@ -94,17 +100,44 @@ class RenewedLock:
             answers = await pipe.execute()
         for lock, won in zip(locks, answers, strict=True):
             if won:
-                lock._taken(started)
+                lock._taken(started, renew=renew)
         return [bool(won) for won in answers]
 
     @staticmethod
-    async def release_all(redis: Redis, locks: list[RenewedLock]) -> None:
-        """Release a batch in one pipeline of compare-and-deletes (redis-py's own release script,
-        sent as a Herald `Script` so it also goes through a Redis Cluster pipeline);
+    async def renew_all(redis: Redis, locks: list[RenewedLock], reacquire: Script) -> None:
+        """Renew a batch of held locks in one pipeline of compare-and-pexpires (redis-py's own
+        reacquire script), each given up as `acquire`'s renewal would: when its key is gone or
+        another's, or when Redis does not answer before the earliest deadline. `reacquire`:
+        redis-py's reacquire script, registered once (`Scripts.lock_reacquire`)."""
+        live = [lock for lock in locks if lock.held]
+        if not live:
+            return
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(max(0.001, min(lock._deadline for lock in live) - started)):
+                async with redis.pipeline(transaction=False) as pipe:
+                    for lock in live:
+                        await reacquire(keys=[lock.name], args=[lock.token, int(lock.ttl * 1000)],
+                                        client=pipe)
+                    answers = await pipe.execute(raise_on_error=False)
+        except RENEWAL_ERRORS as exc:
+            answers = [exc] * len(live)
+        for lock, answer in zip(live, answers, strict=True):
+            if answer == 1:
+                lock._deadline = started + lock.ttl
+                continue
+            error = type(answer).__name__ if isinstance(answer, Exception) else "LockError"
+            log.warning("lock_lost", lock=lock.name, error=error)
+            lock.lost.set()
+
+    @staticmethod
+    async def release_all(redis: Redis, locks: list[RenewedLock], release: Script) -> None:
+        """Release a batch in one pipeline of compare-and-deletes (`release`: redis-py's own
+        release script, registered once as a Herald `Script`, `Scripts.lock_release`, so it
+        also goes through a Redis Cluster pipeline);
         a lock already lost or expired is fine, and a failed release leaves the keys to expire."""
         for lock in locks:
             await lock._stop_renewal()
-        release = Script(redis, Lock.LUA_RELEASE_SCRIPT)
         with contextlib.suppress(*REDIS_ERRORS):
             async with redis.pipeline(transaction=False) as pipe:
                 for lock in locks:

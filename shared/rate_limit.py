@@ -66,10 +66,11 @@ class Budgets:
 
     async def held_for_many(self, batch: list[list[str]]) -> list[float]:
         """For each list of scopes, the seconds until the longest hold on any of them ends (0
-        when none holds), all in one pipeline."""
+        when none holds), all in one pipeline that asks once per scope (a batch's jobs often
+        share their account's and their platform's)."""
+        unique = list(dict.fromkeys(scope for scopes in batch for scope in scopes))
         async with self._redis.pipeline(transaction=False) as pipe:
-            for scopes in batch:
-                for scope in scopes:
-                    pipe.pttl(self._keys.budget(f"hold:{scope}"))
-            remaining = iter(await pipe.execute())
-        return [float(max([0, *(next(remaining) for _ in scopes)])) / 1000 for scopes in batch]
+            for scope in unique:
+                pipe.pttl(self._keys.budget(f"hold:{scope}"))
+            left = dict(zip(unique, await pipe.execute(), strict=True))
+        return [float(max([0, *(left[scope] for scope in scopes)])) / 1000 for scopes in batch]

@@ -63,6 +63,7 @@ class Runtime:
     store: Store
     redis: Redis
     keys: Keys
+    scripts: Scripts
     clock: ClusterClock
     queue: DueQueue
     jobs: JobBook
@@ -129,6 +130,7 @@ class Runtime:
             store=store,
             redis=redis,
             keys=keys,
+            scripts=scripts,
             clock=clock,
             queue=queue,
             jobs=JobBook(store, redis, queue, events, settings.node_id),

@@ -52,6 +52,7 @@ from pymongo import MongoClient  # noqa: E402
 
 from bench.common import (  # noqa: E402
     append_results,
+    cpu_seconds,
     load_average,
     machine,
     peak_rss_mib,
@@ -78,6 +79,8 @@ class Env:
     redis_port: int
     receiver: Receiver
     workdir: Path
+    #: The shared processes whose CPU time a run is charged for: "store" and "receiver".
+    shared_pids: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def mongo_uri(self) -> str:
@@ -107,6 +110,9 @@ class Outcome:
     rss_max_mib: float = 0.0
     rss_total_mib: float = 0.0
     processes: str = ""
+    #: CPU milliseconds per delivered job from the end of creation to the last arrival, by
+    #: whose they were: the system's own processes, the stores, the receiver.
+    cpu_ms: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -358,6 +364,8 @@ def measure(system: System, workload: str, jobs: int, spread: float, timeout: fl
         print(f"  {system.name} ({workload}): creating {jobs} jobs due from {first:%H:%M:%S} "
               f"(probe: {rate:.0f}/s)", flush=True)
         created = system.create(run, times)
+        charged = {"system": pids, **env.shared_pids}
+        cpu_before = {who: cpu_seconds(p) for who, p in charged.items()}
         outcome = Outcome(system.name, workload, jobs, created)
         if datetime.now(UTC) >= first:
             outcome.notes.append("creation overran the planned due time")
@@ -371,6 +379,7 @@ def measure(system: System, workload: str, jobs: int, spread: float, timeout: fl
         else:
             outcome.notes.append(f"stopped waiting {timeout:.0f} s after the last due time")
         peaks = [peak_rss_mib(pid) for pid in pids]
+        cpu_used = {who: cpu_seconds(p) - cpu_before[who] for who, p in charged.items()}
     finally:
         system.stop()
     accepted = [r for r in rows if r["outcome"] == "accepted"]
@@ -378,6 +387,7 @@ def measure(system: System, workload: str, jobs: int, spread: float, timeout: fl
     outcome.repeats = sum(r["outcome"] == "repeat" for r in rows)
     outcome.rss_max_mib, outcome.rss_total_mib = max(peaks), sum(peaks)
     outcome.processes = f"{len(pids)}"
+    outcome.cpu_ms = {who: used * 1000 / max(1, len(accepted)) for who, used in cpu_used.items()}
     if accepted:
         late = [r["arrived_at"] - parse_due(r["scheduled_for"]) for r in accepted]
         last = max(r["arrived_at"] for r in accepted)
@@ -403,7 +413,9 @@ def servers(workdir: Path) -> Iterator[Env]:
     receiver = Receiver(SECRET, workdir / "receiver.log", workdir / "deliveries.jsonl")
     try:
         receiver.start()
-        yield Env(mongo.port, rds.port, receiver, workdir)
+        assert receiver.proc is not None
+        yield Env(mongo.port, rds.port, receiver, workdir,
+                  {"store": [mongo.proc.pid, rds.proc.pid], "receiver": [receiver.proc.pid]})
     finally:
         receiver.stop()
         rds.stop()
@@ -425,8 +437,9 @@ def versions(env: Env, systems: list[System]) -> str:
 def table(outcomes: list[Outcome], ceiling: dict[str, Any]) -> str:
     lines = [
         "| workload | system | delivered | jobs/s | lateness p50 / p99 / max (s) | "
-        "peak RSS max / total (MiB) | created/s | note |",
-        "|---|---|---:|---:|---|---|---:|---|",
+        "peak RSS max / total (MiB) | CPU ms per job: system / stores / receiver | "
+        "created/s | note |",
+        "|---|---|---:|---:|---|---|---|---:|---|",
     ]
     claim = float(ceiling["claim_per_s"])
     for o in outcomes:
@@ -439,6 +452,8 @@ def table(outcomes: list[Outcome], ceiling: dict[str, Any]) -> str:
             f"| ({o.workload}) | {o.system} | {o.delivered}/{o.jobs} | {o.jobs_per_s:,.0f} | "
             f"{o.p50:.3f} / {o.p99:.3f} / {o.max:.3f} | "
             f"{o.rss_max_mib:.0f} / {o.rss_total_mib:.0f} ({o.processes} proc) | "
+            f"{o.cpu_ms.get('system', 0):.2f} / {o.cpu_ms.get('store', 0):.2f} / "
+            f"{o.cpu_ms.get('receiver', 0):.2f} | "
             f"{o.created_per_s:,.0f} | {'; '.join(notes)} |")
     return "\n".join(lines)
 
@@ -535,7 +550,9 @@ def main() -> int:
         "- jobs/s: deliveries from the first due time to the last arrival ((b) is bounded by "
         "its spread); lateness: arrival - due; peak RSS: VmHWM of each of the system's "
         "processes (Herald: scheduler and executors; stores and receiver not counted); "
-        "created/s: the whole N, bulk where the system has it",
+        "created/s: the whole N, bulk where the system has it; CPU per job: user + system time "
+        "from the end of creation to the last arrival over the jobs delivered, of the system's "
+        "processes, of MongoDB and Redis together, of the receiver",
         f"- run took {time.monotonic() - started:.0f} s",
         "",
         summary,

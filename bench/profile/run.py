@@ -55,10 +55,11 @@ def py_spy() -> list[str]:
     return [uv, "tool", "run", "--from", PY_SPY, "py-spy"]
 
 
-def record(pid: int, out: Path, fmt: str, seconds: int, rate: int) -> subprocess.Popen[bytes]:
+def record(pid: int, out: Path, fmt: str, seconds: int, rate: int,
+           gil: bool) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*py_spy(), "record", "--pid", str(pid), "--rate", str(rate), "--duration",
-         str(seconds), "--format", fmt, "--output", str(out)],
+         str(seconds), "--format", fmt, "--output", str(out), *(["--gil"] if gil else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -101,6 +102,10 @@ def main() -> int:
     parser.add_argument("--posts", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    parser.add_argument("--gil", action="store_true",
+                        help="only samples holding the GIL: the Python code's own CPU time, "
+                             "without the waits and the system calls (socket writes) that "
+                             "release it, nor the time the machine's other processes take")
     args = parser.parse_args()
     PROFILES.mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="herald-bench-profile-"))
@@ -136,8 +141,9 @@ def main() -> int:
         speedscope = PROFILES / f"{args.label}-executor.speedscope.json"
         svg = PROFILES / f"{args.label}-executor.svg"
         assert executors[0].pid and executors[1].pid
-        spies = [record(executors[0].pid, speedscope, "speedscope", seconds, args.rate),
-                 record(executors[1].pid, svg, "flamegraph", seconds, args.rate)]
+        spies = [record(executors[0].pid, speedscope, "speedscope", seconds, args.rate,
+                        args.gil),
+                 record(executors[1].pid, svg, "flamegraph", seconds, args.rate, args.gil)]
         deadline = time.monotonic() + seconds
         delivered = 0
         while time.monotonic() < deadline:
@@ -160,7 +166,7 @@ def main() -> int:
               f"{args.posts} posts due at one instant; {delivered} delivered in about "
               f"{elapsed:.0f} s ({delivered / max(elapsed, 1e-9):.0f} jobs/s while sampled)\n"
               f"# commit {commit()}; {machine()}; py-spy {PY_SPY.split('==')[1]}, "
-              f"{args.rate} Hz\n\n")
+              f"{args.rate} Hz{', --gil (samples holding the GIL only)' if args.gil else ''}\n\n")
     summary = PROFILES / f"{args.label}-top.txt"
     summary.write_text(header + top_functions(speedscope) + "\n")
     print(summary.read_text())

@@ -343,3 +343,51 @@ async def test_a_lease_lost_inside_a_batch_publishes_none_of_the_lost(
     finally:
         await runtime.store.client.drop_database(runtime.store.db.name)
         await runtime.close()
+
+
+async def test_publishes_longer_than_the_lease_keep_their_locks_and_leases(
+        rt: Runtime, receiver: WebhookReceiver) -> None:
+    """Three platform calls that each take three lease TTLs (3 s here): one keeper renews
+    every job's Redis lock and MongoDB lease while they run, so none is lost, no other node
+    could take one over, and each is published once."""
+    receiver.script.delay = 9.0
+    account = await make_account(rt, receiver)
+    _, jobs = await make_post(rt, [account, await make_account(rt, receiver),
+                                   await make_account(rt, receiver)], rt.clock.now_dt())
+    ids = [job["_id"] for job in jobs]
+    losses = REGISTRY.get_sample_value("herald_lease_losses_total") or 0.0
+    async with running_executor(rt):
+        for job_id in ids:
+            await wait_state(rt, job_id, {JobState.PUBLISHING})
+        claimed = {job_id: (await rt.store.jobs.find_one({"_id": job_id}) or {})["lease"]
+                   for job_id in ids}
+        await asyncio.sleep(rt.settings.lease_ttl_seconds * 2)
+        for job_id in ids:
+            doc = await rt.store.jobs.find_one({"_id": job_id})
+            assert doc is not None and doc["state"] == JobState.PUBLISHING
+            # Pushed forward past the claim's expiry, which has already passed.
+            assert doc["lease"]["expires_at"] > claimed[job_id]["expires_at"]
+            assert doc["lease"]["expires_at"] > rt.clock.now_dt()
+            assert await rt.redis.exists(rt.keys.job_lock(job_id))
+        for job_id in ids:
+            done = await wait_state(rt, job_id, {JobState.SUCCEEDED}, timeout=20)
+            assert done["lease_seq"] == 1
+    assert sorted(accepted(receiver)) == sorted(ids)
+    assert (REGISTRY.get_sample_value("herald_lease_losses_total") or 0.0) == losses
+
+
+async def test_a_batch_renewal_gives_up_only_the_locks_that_were_lost(rt: Runtime) -> None:
+    """One pipeline renews a batch of job locks: a lock whose key Redis lost, or that another
+    holder took, is given up (its run will not call the platform); the others are renewed."""
+    locks = [RenewedLock(rt.redis, rt.keys.job_lock(f"renew-{n}"), 3) for n in range(3)]
+    assert await RenewedLock.acquire_all(rt.redis, locks, renew=False) == [True] * 3
+    await rt.redis.delete(locks[0].name)
+    await rt.redis.set(locks[1].name, "another holder's token", px=3000)
+    await rt.redis.pexpire(locks[2].name, 500)
+    await RenewedLock.renew_all(rt.redis, locks, rt.scripts.lock_reacquire)
+    assert [lock.held for lock in locks] == [False, False, True]
+    assert locks[0].lost.is_set() and locks[1].lost.is_set()
+    assert await rt.redis.pttl(locks[2].name) > 2000
+    assert await rt.redis.get(locks[1].name) == b"another holder's token"
+    await RenewedLock.release_all(rt.redis, locks, rt.scripts.lock_release)
+    assert await rt.redis.exists(locks[1].name) == 1 and await rt.redis.exists(locks[2].name) == 0

@@ -186,12 +186,16 @@ async def test_herald_on_a_redis_cluster_keeps_every_key_in_its_slot(
 
 async def test_batch_locks_on_a_redis_cluster(
         on_cluster: Runtime, redis_cluster: devservers.RedisClusterServers) -> None:
-    """The executor's batch of job locks, taken and released in one pipeline each."""
+    """The executor's batch of job locks, taken, renewed and released in one pipeline each."""
     rt = on_cluster
     locks = [RenewedLock(rt.redis, rt.keys.job_lock(f"j{n}"), 5) for n in range(3)]
-    assert await RenewedLock.acquire_all(rt.redis, locks) == [True, True, True]
+    assert await RenewedLock.acquire_all(rt.redis, locks, renew=False) == [True, True, True]
     assert len(keys_in_one_slot(redis_cluster, rt.keys)) == 3
-    await RenewedLock.release_all(rt.redis, locks)
+    await rt.redis.pexpire(locks[0].name, 1000)
+    await RenewedLock.renew_all(rt.redis, locks, rt.scripts.lock_reacquire)
+    assert await rt.redis.pttl(locks[0].name) > 4000
+    assert all(lock.held for lock in locks)
+    await RenewedLock.release_all(rt.redis, locks, rt.scripts.lock_release)
     assert await rt.redis.exists(*(lock.name for lock in locks)) == 0
 
 
