@@ -10,6 +10,7 @@ own `lease_seq`, so a lease another node took is never pushed forward.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -36,25 +37,33 @@ class LeaseKeeper:
         self._rt = rt
         self._held: set[Held] = set()
         self._task: asyncio.Task[None] | None = None
+        #: Set when the last run drops its entry: the keeper ends then, not a period later.
+        self._idle = asyncio.Event()
 
     def keep(self, job: Doc, lock: RenewedLock) -> Held:
         """Renew `job`'s lease and `lock` until the returned entry is dropped."""
         held = Held(job, lock)
         self._held.add(held)
+        self._idle.clear()
         if self._task is None:
             self._task = asyncio.create_task(self._renew_while_held(), name="lease keeper")
         return held
 
     def drop(self, held: Held) -> None:
         self._held.discard(held)
+        if not self._held:
+            self._idle.set()
 
     async def _renew_while_held(self) -> None:
-        """Ends once nothing is held (`keep` starts it again); never cancelled while it
-        writes, since a cancelled pymongo call can wedge the client."""
+        """Ends as soon as nothing is held (`keep` starts it again), so a drained executor
+        has no renewal left for shutdown to cancel mid-write (a cancelled pymongo call can
+        wedge the client)."""
         period = self._rt.settings.lease_ttl_seconds / 3
         try:
             while self._held:
-                await asyncio.sleep(period)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(period):
+                        await self._idle.wait()
                 held = list(self._held)
                 if held:
                     await self._renew(held)
