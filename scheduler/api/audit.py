@@ -138,9 +138,12 @@ async def _request_details(request: web.Request) -> dict[str, Any]:
 
 
 def _target(request: web.Request, response: web.StreamResponse) -> str | None:
-    """The id in the path, else the id of what the request created."""
+    """The id in the path, else the id of what the request created; a batch's multi-status
+    answer names many (each its own result), so it is not read (it can be megabytes)."""
     if "id" in request.match_info:
         return request.match_info["id"]
+    if response.status == 207:
+        return None
     if isinstance(response, web.Response) and response.body is not None and \
             response.content_type == "application/json":
         try:
