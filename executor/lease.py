@@ -72,8 +72,7 @@ class LeaseKeeper:
 
     async def _renew(self, held: list[Held]) -> None:
         try:
-            await asyncio.gather(RenewedLock.renew_all(self._rt.redis, [h.lock for h in held],
-                                                       self._rt.scripts.lock_reacquire),
+            await asyncio.gather(RenewedLock.renew_all(self._rt.scripts, [h.lock for h in held]),
                                  self._renew_leases([h.job for h in held]))
         except Exception:
             # Keep renewing the others; a lock whose renewal failed was given up as lost.

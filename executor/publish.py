@@ -181,7 +181,7 @@ class Publisher:
 
     async def _lock_batch(self, locks: list[RenewedLock]) -> list[bool]:
         EXECUTOR_BATCH_SIZE.labels(step="lock").observe(len(locks))
-        return await RenewedLock.acquire_all(self.rt.redis, locks, renew=False)
+        return await RenewedLock.acquire_all(self.rt.scripts, locks, renew=False)
 
     async def _claim_batch(self, job_ids: list[str]) -> list[Doc | None]:
         """Claim what the batch's locks won; a job absent from the answer was not claimable
@@ -203,7 +203,7 @@ class Publisher:
 
     async def _release_batch(self, locks: list[RenewedLock]) -> list[None]:
         EXECUTOR_BATCH_SIZE.labels(step="release").observe(len(locks))
-        await RenewedLock.release_all(self.rt.redis, locks, self.rt.scripts.lock_release)
+        await RenewedLock.release_all(self.rt.scripts, locks)
         return [None] * len(locks)
 
 

@@ -17,7 +17,7 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockError
 
 from shared.logging import get_logger
-from shared.lua import Script
+from shared.lua import Scripts
 from shared.redis_client import REDIS_ERRORS
 
 log = get_logger(__name__)
@@ -87,39 +87,38 @@ class RenewedLock:
             await asyncio.wait([self._renewal])
             self._renewal = None
 
+    # A batch's locks are one script call (`shared/lua/locks_*.lua`), not one command per lock:
+    # the keys of a Herald cluster share one hash slot, so on a Redis Cluster too.
+
     @staticmethod
-    async def acquire_all(redis: Redis, locks: list[RenewedLock], *,
+    async def acquire_all(scripts: Scripts, locks: list[RenewedLock], *,
                           renew: bool = True) -> list[bool]:
-        """Take a batch of locks in one pipeline of `SET NX PX` (one round trip, not one per lock);
-        each lock won starts renewing as `acquire` would, unless `renew` is False: then the
-        caller keeps them alive with `renew_all`."""
+        """Take each free lock of a batch with `SET NX PX`; each lock won starts renewing as
+        `acquire` would, unless `renew` is False: then the caller keeps them alive with
+        `renew_all`."""
         started = time.monotonic()
-        async with redis.pipeline(transaction=False) as pipe:
-            for lock in locks:
-                pipe.set(lock.name, lock.token, nx=True, px=int(lock.ttl * 1000))
-            answers = await pipe.execute()
+        answers = await scripts.locks_acquire(
+            keys=[lock.name for lock in locks],
+            args=[arg for lock in locks for arg in (lock.token, int(lock.ttl * 1000))])
         for lock, won in zip(locks, answers, strict=True):
             if won:
                 lock._taken(started, renew=renew)
         return [bool(won) for won in answers]
 
     @staticmethod
-    async def renew_all(redis: Redis, locks: list[RenewedLock], reacquire: Script) -> None:
-        """Renew a batch of held locks in one pipeline of compare-and-pexpires (redis-py's own
-        reacquire script), each given up as `acquire`'s renewal would: when its key is gone or
-        another's, or when Redis does not answer before the earliest deadline. `reacquire`:
-        redis-py's reacquire script, registered once (`Scripts.lock_reacquire`)."""
+    async def renew_all(scripts: Scripts, locks: list[RenewedLock]) -> None:
+        """Renew a batch of held locks with compare-and-pexpires, each given up as `acquire`'s
+        renewal would: when its key is gone or another's, or when Redis does not answer before
+        the earliest deadline."""
         live = [lock for lock in locks if lock.held]
         if not live:
             return
         started = time.monotonic()
         try:
             async with asyncio.timeout(max(0.001, min(lock._deadline for lock in live) - started)):
-                async with redis.pipeline(transaction=False) as pipe:
-                    for lock in live:
-                        await reacquire(keys=[lock.name], args=[lock.token, int(lock.ttl * 1000)],
-                                        client=pipe)
-                    answers = await pipe.execute(raise_on_error=False)
+                answers = await scripts.locks_renew(
+                    keys=[lock.name for lock in live],
+                    args=[arg for lock in live for arg in (lock.token, int(lock.ttl * 1000))])
         except RENEWAL_ERRORS as exc:
             answers = [exc] * len(live)
         for lock, answer in zip(live, answers, strict=True):
@@ -131,16 +130,12 @@ class RenewedLock:
             lock.lost.set()
 
     @staticmethod
-    async def release_all(redis: Redis, locks: list[RenewedLock], release: Script) -> None:
-        """Release a batch in one pipeline of compare-and-deletes (`release`: redis-py's own
-        release script, registered once as a Herald `Script`, `Scripts.lock_release`, so it
-        also goes through a Redis Cluster pipeline);
-        a lock already lost or expired is fine, and a failed release leaves the keys to expire."""
+    async def release_all(scripts: Scripts, locks: list[RenewedLock]) -> None:
+        """Compare-and-delete a batch; a lock already lost or expired is fine, and a failed
+        release leaves the keys to expire."""
         for lock in locks:
             await lock._stop_renewal()
         with contextlib.suppress(*REDIS_ERRORS):
-            async with redis.pipeline(transaction=False) as pipe:
-                for lock in locks:
-                    await release(keys=[lock.name], args=[lock.token], client=pipe)
-                await pipe.execute(raise_on_error=False)
+            await scripts.locks_release(keys=[lock.name for lock in locks],
+                                        args=[lock.token for lock in locks])
 

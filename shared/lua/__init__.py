@@ -10,11 +10,11 @@ from typing import Any
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
-from redis.asyncio.lock import Lock
 from redis.commands.core import AsyncScript
 from redis.typing import EncodableT, KeyT
 
-NAMES = ("pop_due", "stage", "stage_many", "gcra", "daily_quota")
+NAMES = ("pop_due", "stage", "stage_many", "gcra", "daily_quota", "locks_acquire", "locks_renew",
+         "locks_release")
 
 
 @cache
@@ -48,6 +48,6 @@ class Scripts:
         self.stage_many = Script(redis, source("stage_many"))
         self.gcra = Script(redis, source("gcra"))
         self.daily_quota = Script(redis, source("daily_quota"))
-        #: redis-py's own lock scripts, for locks taken, renewed and released in batches.
-        self.lock_reacquire = Script(redis, Lock.LUA_REACQUIRE_SCRIPT)
-        self.lock_release = Script(redis, Lock.LUA_RELEASE_SCRIPT)
+        self.locks_acquire = Script(redis, source("locks_acquire"))
+        self.locks_renew = Script(redis, source("locks_renew"))
+        self.locks_release = Script(redis, source("locks_release"))

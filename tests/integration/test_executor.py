@@ -377,17 +377,17 @@ async def test_publishes_longer_than_the_lease_keep_their_locks_and_leases(
 
 
 async def test_a_batch_renewal_gives_up_only_the_locks_that_were_lost(rt: Runtime) -> None:
-    """One pipeline renews a batch of job locks: a lock whose key Redis lost, or that another
+    """One script call renews a batch of job locks: a lock whose key Redis lost, or that another
     holder took, is given up (its run will not call the platform); the others are renewed."""
     locks = [RenewedLock(rt.redis, rt.keys.job_lock(f"renew-{n}"), 3) for n in range(3)]
-    assert await RenewedLock.acquire_all(rt.redis, locks, renew=False) == [True] * 3
+    assert await RenewedLock.acquire_all(rt.scripts, locks, renew=False) == [True] * 3
     await rt.redis.delete(locks[0].name)
     await rt.redis.set(locks[1].name, "another holder's token", px=3000)
     await rt.redis.pexpire(locks[2].name, 500)
-    await RenewedLock.renew_all(rt.redis, locks, rt.scripts.lock_reacquire)
+    await RenewedLock.renew_all(rt.scripts, locks)
     assert [lock.held for lock in locks] == [False, False, True]
     assert locks[0].lost.is_set() and locks[1].lost.is_set()
     assert await rt.redis.pttl(locks[2].name) > 2000
     assert await rt.redis.get(locks[1].name) == b"another holder's token"
-    await RenewedLock.release_all(rt.redis, locks, rt.scripts.lock_release)
+    await RenewedLock.release_all(rt.scripts, locks)
     assert await rt.redis.exists(locks[1].name) == 1 and await rt.redis.exists(locks[2].name) == 0

@@ -107,6 +107,9 @@ def script_calls(keys: Keys) -> dict[str, tuple[list[str], list[str | int]]]:
         "stage_many": ([keys.generate_lane, keys.wake], [1, "generate:j1", 2, "generate:j2"]),
         "gcra": ([keys.budget("account:a1")], [1000, 1]),
         "daily_quota": ([keys.budget("account:a1:day")], [5]),
+        "locks_acquire": ([lock, keys.job_lock("j2")], ["t1", 1000, "t2", 1000]),
+        "locks_renew": ([lock, keys.job_lock("j2")], ["t1", 1000, "t2", 1000]),
+        "locks_release": ([lock, keys.job_lock("j2")], ["t1", "t2"]),
         "lock_release": ([lock], ["token"]),
         "lock_extend": ([lock], ["token", 1000, "0"]),
         "lock_reacquire": ([lock], ["token", 1000]),
@@ -186,16 +189,16 @@ async def test_herald_on_a_redis_cluster_keeps_every_key_in_its_slot(
 
 async def test_batch_locks_on_a_redis_cluster(
         on_cluster: Runtime, redis_cluster: devservers.RedisClusterServers) -> None:
-    """The executor's batch of job locks, taken, renewed and released in one pipeline each."""
+    """The executor's batch of job locks, taken, renewed and released in one script call each."""
     rt = on_cluster
     locks = [RenewedLock(rt.redis, rt.keys.job_lock(f"j{n}"), 5) for n in range(3)]
-    assert await RenewedLock.acquire_all(rt.redis, locks, renew=False) == [True, True, True]
+    assert await RenewedLock.acquire_all(rt.scripts, locks, renew=False) == [True, True, True]
     assert len(keys_in_one_slot(redis_cluster, rt.keys)) == 3
     await rt.redis.pexpire(locks[0].name, 1000)
-    await RenewedLock.renew_all(rt.redis, locks, rt.scripts.lock_reacquire)
+    await RenewedLock.renew_all(rt.scripts, locks)
     assert await rt.redis.pttl(locks[0].name) > 4000
     assert all(lock.held for lock in locks)
-    await RenewedLock.release_all(rt.redis, locks, rt.scripts.lock_release)
+    await RenewedLock.release_all(rt.scripts, locks)
     assert await rt.redis.exists(*(lock.name for lock in locks)) == 0
 
 
