@@ -3,8 +3,10 @@
 A run holds two things that expire: its job's Redis lock and its claim's MongoDB lease. Each
 was renewed by a task of its own, two tasks and their timers per job; under a burst those were
 a large share of an executor's work. One task per executor renews them all every ttl/3 instead:
-the locks in one pipeline, the leases in one unordered `bulk_write`, each still fenced on its
-own `lease_seq`, so a lease another node took is never pushed forward.
+the locks in one script call, the leases in one unordered `bulk_write`, each still fenced on its
+own `lease_seq`, so a lease another node took is never pushed forward. The two are renewed
+apart: while MongoDB is away a lease write waits up to its server selection timeout, longer
+than a short lock ttl, and the locks must not lapse waiting for it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class LeaseKeeper:
         self._rt = rt
         self._held: set[Held] = set()
         self._task: asyncio.Task[None] | None = None
+        #: The lease write in flight; a tick that finds one still waiting for MongoDB skips its
+        #: own (the next one writes the later expiry).
+        self._lease_write: asyncio.Task[None] | None = None
         #: Set when the last run drops its entry: the keeper ends then, not a period later.
         self._idle = asyncio.Event()
 
@@ -55,9 +60,9 @@ class LeaseKeeper:
             self._idle.set()
 
     async def _renew_while_held(self) -> None:
-        """Ends as soon as nothing is held (`keep` starts it again), so a drained executor
-        has no renewal left for shutdown to cancel mid-write (a cancelled pymongo call can
-        wedge the client)."""
+        """Ends as soon as nothing is held (`keep` starts it again); a lease write still in
+        flight then ends on its own within the store's timeouts. Nothing here is cancelled
+        mid-write: a cancelled pymongo call can wedge the client."""
         period = self._rt.settings.lease_ttl_seconds / 3
         try:
             while self._held:
@@ -65,18 +70,18 @@ class LeaseKeeper:
                     async with asyncio.timeout(period):
                         await self._idle.wait()
                 held = list(self._held)
-                if held:
-                    await self._renew(held)
+                if not held:
+                    continue
+                if self._lease_write is None or self._lease_write.done():
+                    self._lease_write = asyncio.create_task(
+                        self._renew_leases([h.job for h in held]), name="lease renewal")
+                try:
+                    await RenewedLock.renew_all(self._rt.scripts, [h.lock for h in held])
+                except Exception:
+                    # A lock whose renewal failed was given up as lost; keep renewing the others.
+                    log.exception("lock_renewal_failed", held=len(held))
         finally:
             self._task = None
-
-    async def _renew(self, held: list[Held]) -> None:
-        try:
-            await asyncio.gather(RenewedLock.renew_all(self._rt.scripts, [h.lock for h in held]),
-                                 self._renew_leases([h.job for h in held]))
-        except Exception:
-            # Keep renewing the others; a lock whose renewal failed was given up as lost.
-            log.exception("lease_keeper_failed", held=len(held))
 
     async def _renew_leases(self, jobs: list[Doc]) -> None:
         """A lease that matches nothing was lost; its run finds out at its next fenced write."""

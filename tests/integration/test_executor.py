@@ -391,3 +391,26 @@ async def test_a_batch_renewal_gives_up_only_the_locks_that_were_lost(rt: Runtim
     assert await rt.redis.get(locks[1].name) == b"another holder's token"
     await RenewedLock.release_all(rt.scripts, locks)
     assert await rt.redis.exists(locks[1].name) == 1 and await rt.redis.exists(locks[2].name) == 0
+
+
+@pytest.mark.timeout(60)  # a starved event loop never reaches its own asyncio.timeout
+async def test_a_wake_up_while_every_slot_is_busy_leaves_the_loop_running(
+        rt: Runtime, receiver: WebhookReceiver) -> None:
+    """With its one slot busy (a slow platform call), the worker is woken by a new job staged:
+    it must wait for the slot without spinning, or the event loop never runs the call that
+    would free it (a version that slept without yielding when already woken froze a whole
+    node this way in the fault suite's MongoDB restart)."""
+    receiver.script.delay = 2.0
+    account = await make_account(rt, receiver)
+    _, (busy,) = await make_post(rt, [account], rt.clock.now_dt())
+    async with running_executor(rt, concurrency=1):
+        await wait_state(rt, busy["_id"], {JobState.PUBLISHING})
+        _, (woken,) = await make_post(rt, [account], rt.clock.now_dt())
+        ticks = 0
+        for _ in range(10):
+            await asyncio.sleep(0.05)
+            ticks += 1
+        assert ticks == 10
+        await wait_state(rt, busy["_id"], {JobState.SUCCEEDED})
+        await wait_state(rt, woken["_id"], {JobState.SUCCEEDED})
+    assert sorted(accepted(receiver)) == sorted([busy["_id"], woken["_id"]])
