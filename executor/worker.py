@@ -94,8 +94,7 @@ class Worker:
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(seconds, MAX_SLEEP)):
-                await self._wake.wait()
+            await asyncio.wait_for(self._wake.wait(), min(seconds, MAX_SLEEP))
 
     def _start(self, work: Coroutine[Any, Any, None], job_id: str) -> None:
         task = asyncio.create_task(self._guarded(work, job_id), name=f"job {job_id}")
