@@ -39,11 +39,13 @@ INDEXES: list[tuple[list[tuple[str, int]], str, bool]] = [
 ]
 
 
-def start_library_server(backend: str, data: Path | None) -> devservers.Server:
-    """Like `devservers.start_mongo`, with every update on the library's own path."""
+def start_library_server(backend: str, data: Path | None, path: str = "--updates"
+                         ) -> devservers.Server:
+    """Like `devservers.start_mongo`, with every update (or, with `path="--inserts"`, every
+    insert) on the library's own path."""
     port = devservers.free_port()
     args = ["bash", str(devservers.MONGO_LAUNCHER), "--port", str(port), "--backend", backend,
-            "--updates", "library"]
+            path, "library"]
     if data is not None:
         args += ["--data", str(data)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,

@@ -2,6 +2,7 @@ package herald.mongodev;
 
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.Comparator;
@@ -146,6 +147,33 @@ final class SortedEntries<P> {
         }
         for (String field : fields) {
             if (!Objects.equals(value(oldDocument, field), value(newDocument, field))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Whether some entry has these (normalized) index values, whatever its {@code _id}; the
+     * library's equality when {@link #orderDecidesEquality} holds for them.
+     */
+    boolean holdsValues(Object[] values) {
+        Object[] low = Arrays.copyOf(values, values.length + 1);
+        Object[] high = low.clone();
+        low[values.length] = LOW;
+        high[values.length] = HIGH;
+        Object[] first = entries.ceilingKey(low);
+        return first != null && compareKeys(first, high) <= 0;
+    }
+
+    /**
+     * Whether the values are null, strings, doubles, instants or booleans: of these, two compare
+     * equal in index order exactly when the library's keys holding them are equal.
+     */
+    static boolean orderDecidesEquality(Object[] values) {
+        for (Object value : values) {
+            if (value != null && !(value instanceof String) && !(value instanceof Double)
+                && !(value instanceof Instant) && !(value instanceof Boolean)) {
                 return false;
             }
         }
