@@ -2,6 +2,7 @@ package herald.mongodev;
 
 import java.util.Collection;
 import java.util.List;
+import java.util.Map;
 
 import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.backend.AbstractUniqueIndex;
@@ -102,7 +103,7 @@ final class OrderedUniqueIndex<P> extends Index<P> implements Ordered<P> {
         }
         KeyValue key = new KeyValue(normalized);
         boolean taken = checkSorted && SortedEntries.orderDecidesEquality(normalized)
-            ? entries.holdsValues(normalized)
+            ? entries.firstWithValues(normalized) != null
             : LibraryAccess.contains(topLevel, key);
         if (taken) {
             // The library's message shows the values as given, not normalized.
@@ -146,9 +147,44 @@ final class OrderedUniqueIndex<P> extends Index<P> implements Ordered<P> {
         return unique.canHandle(query);
     }
 
+    /**
+     * The library's answer; for plain values of top-level keys (what {@link IndexedLookup}
+     * pins), the one lookup it makes in the end, without its streams, and with
+     * {@code checkSorted} in the sorted entries (see {@link #checkNew}).
+     */
     @Override
     public Iterable<P> getPositions(Document query) {
-        return unique.getPositions(query);
+        Object[] normalized = topLevel == null ? null : pinnedValues(query);
+        if (normalized == null) {
+            return unique.getPositions(query);
+        }
+        P position;
+        if (checkSorted && SortedEntries.orderDecidesEquality(normalized)) {
+            Map.Entry<Object[], P> entry = entries.firstWithValues(normalized);
+            if (entry == null) {
+                return List.of();
+            }
+            // H2 stores a null position (a null _id) as Missing, which the sorted entries don't.
+            position = entry.getValue() != null ? entry.getValue()
+                : LibraryAccess.position(topLevel, new KeyValue(normalized));
+        } else {
+            position = LibraryAccess.position(topLevel, new KeyValue(normalized));
+        }
+        return position == null ? List.of() : List.of(position);
+    }
+
+    /** The query's values of the keys normalized, when each is a plain value, else null. */
+    private Object[] pinnedValues(Document query) {
+        List<String> fields = entries.fields();
+        Object[] normalized = new Object[fields.size()];
+        for (int i = 0; i < normalized.length; i++) {
+            Object value = query.get(fields.get(i));
+            if (!IndexedLookup.isPlainValue(value)) {
+                return null;
+            }
+            normalized[i] = LibraryAccess.normalize(value);
+        }
+        return normalized;
     }
 
     @Override

@@ -154,16 +154,16 @@ final class SortedEntries<P> {
     }
 
     /**
-     * Whether some entry has these (normalized) index values, whatever its {@code _id}; the
-     * library's equality when {@link #orderDecidesEquality} holds for them.
+     * The first entry with these (normalized) index values, whatever its {@code _id}, or null;
+     * the library's equality when {@link #orderDecidesEquality} holds for them.
      */
-    boolean holdsValues(Object[] values) {
+    Map.Entry<Object[], P> firstWithValues(Object[] values) {
         Object[] low = Arrays.copyOf(values, values.length + 1);
         Object[] high = low.clone();
         low[values.length] = LOW;
         high[values.length] = HIGH;
-        Object[] first = entries.ceilingKey(low);
-        return first != null && compareKeys(first, high) <= 0;
+        Map.Entry<Object[], P> first = entries.ceilingEntry(low);
+        return first != null && compareKeys(first.getKey(), high) <= 0 ? first : null;
     }
 
     /**

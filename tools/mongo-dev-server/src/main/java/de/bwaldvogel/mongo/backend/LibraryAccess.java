@@ -86,6 +86,11 @@ public final class LibraryAccess {
         return Utils.normalizeValue(value);
     }
 
+    /** The position stored under a (normalized) key, or null. */
+    public static <P> P position(AbstractUniqueIndex<P> index, KeyValue key) {
+        return index.getPosition(key);
+    }
+
     public static <P> boolean contains(AbstractUniqueIndex<P> index, KeyValue key) {
         return index.containsKey(key);
     }
