@@ -21,9 +21,8 @@ final class BsonSize {
 
     /** One element of a document: type byte, key as a C string, value. */
     static int element(String key, Object value) {
-        int keySize = utf8(key);
         int valueSize = value(value);
-        return keySize < 0 || valueSize < 0 ? UNKNOWN : 1 + keySize + 1 + valueSize;
+        return valueSize < 0 ? UNKNOWN : 1 + utf8(key) + 1 + valueSize;
     }
 
     static int document(Map<String, ?> document) {
@@ -57,8 +56,7 @@ final class BsonSize {
             return 8;
         }
         if (value instanceof String s) {
-            int bytes = utf8(s);
-            return bytes < 0 ? UNKNOWN : 4 + bytes + 1;
+            return 4 + utf8(s) + 1;
         }
         if (value instanceof Boolean) {
             return 1;
@@ -78,14 +76,25 @@ final class BsonSize {
         return UNKNOWN;
     }
 
-    /** UTF-8 length of ASCII text; {@link #UNKNOWN} otherwise (left to the encoder). */
+    /** UTF-8 length as the encoder's {@code String.getBytes(UTF_8)} makes it (a lone surrogate as '?'). */
     private static int utf8(String s) {
+        int bytes = s.length();
         for (int i = 0; i < s.length(); i++) {
-            if (s.charAt(i) >= 0x80) {
-                return UNKNOWN;
+            char c = s.charAt(i);
+            if (c < 0x80) {
+                continue;
+            }
+            if (c < 0x800) {
+                bytes += 1;
+            } else if (Character.isHighSurrogate(c) && i + 1 < s.length()
+                && Character.isLowSurrogate(s.charAt(i + 1))) {
+                bytes += 2; // a pair: 4 bytes for 2 chars
+                i++;
+            } else if (!Character.isSurrogate(c)) {
+                bytes += 2;
             }
         }
-        return s.length();
+        return bytes;
     }
 
     private static int digits(int i) {

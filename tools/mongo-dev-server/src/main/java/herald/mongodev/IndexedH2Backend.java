@@ -60,11 +60,12 @@ final class IndexedH2Backend extends H2Backend {
             return new Collection(this, collectionName, options, dataMap, metaMap, cursorRegistry);
         }
 
+        /** H2's map compares its keys by serializing them, so new keys are checked in the sorted entries. */
         @Override
         protected Index<Object> openOrCreateUniqueIndex(String collectionName, String indexName, List<IndexKey> keys,
                                                         boolean sparse) {
             return Indexes.unique(collectionName, super.openOrCreateUniqueIndex(collectionName, indexName, keys, sparse),
-                keys, sparse);
+                keys, sparse, true);
         }
 
         @Override
@@ -79,11 +80,13 @@ final class IndexedH2Backend extends H2Backend {
     private static final class Collection extends H2Collection {
 
         private final OperatorUpdates<Object> updates;
+        private final Inserts<Object> inserts;
 
         Collection(MongoDatabase database, String collectionName, CollectionOptions options,
                    MVMap<Object, Document> dataMap, MVMap<String, Object> metaMap, CursorRegistry cursorRegistry) {
             super(database, collectionName, options, dataMap, metaMap, cursorRegistry);
             this.updates = new OperatorUpdates<>(this);
+            this.inserts = new Inserts<>(this);
         }
 
         /** Called by find, findAndModify, update, delete, distinct and count under the collection's lock. */
@@ -96,6 +99,14 @@ final class IndexedH2Backend extends H2Backend {
             }
             return matchDocuments(plan.filter(), plan.positions(), plan.ordered() ? null : orderBy, numberToSkip,
                 limit, batchSize, fieldSelector);
+        }
+
+        /** Inserts (each document of an insert command, upserts too) the cheaper way ({@link Inserts}). */
+        @Override
+        public synchronized void addDocument(Document document) {
+            if (!inserts.insert(document)) {
+                super.addDocument(document);
+            }
         }
 
         /** Operator updates the cheaper way ({@link OperatorUpdates}); the rest as the library does. */

@@ -71,7 +71,7 @@ final class IndexedLookup {
      * Operator documents, embedded documents, arrays and regexes have non-equality semantics;
      * null also matches missing fields, which sparse indexes leave out.
      */
-    private static boolean isPlainValue(Object value) {
+    static boolean isPlainValue(Object value) {
         return !Missing.isNullOrMissing(value)
             && !(value instanceof Map)
             && !(value instanceof Collection)

@@ -44,7 +44,7 @@ final class IndexedMemoryBackend extends MemoryBackend {
         protected Index<Integer> openOrCreateUniqueIndex(String collectionName, String indexName, List<IndexKey> keys,
                                                          boolean sparse) {
             return Indexes.unique(collectionName, super.openOrCreateUniqueIndex(collectionName, indexName, keys, sparse),
-                keys, sparse);
+                keys, sparse, false);
         }
 
         @Override
@@ -59,10 +59,12 @@ final class IndexedMemoryBackend extends MemoryBackend {
     private static final class Collection extends MemoryCollection {
 
         private final OperatorUpdates<Integer> updates;
+        private final Inserts<Integer> inserts;
 
         Collection(MongoDatabase database, String collectionName, CollectionOptions options, CursorRegistry cursorRegistry) {
             super(database, collectionName, options, cursorRegistry);
             this.updates = new OperatorUpdates<>(this);
+            this.inserts = new Inserts<>(this);
         }
 
         /** Called by find, findAndModify, update, delete, distinct and count under the collection's lock. */
@@ -75,6 +77,14 @@ final class IndexedMemoryBackend extends MemoryBackend {
             }
             return matchDocuments(plan.filter(), plan.positions(), plan.ordered() ? null : orderBy, numberToSkip,
                 limit, batchSize, fieldSelector);
+        }
+
+        /** Inserts (each document of an insert command, upserts too) the cheaper way ({@link Inserts}). */
+        @Override
+        public synchronized void addDocument(Document document) {
+            if (!inserts.insert(document)) {
+                super.addDocument(document);
+            }
         }
 
         /** Operator updates the cheaper way ({@link OperatorUpdates}); the rest as the library does. */

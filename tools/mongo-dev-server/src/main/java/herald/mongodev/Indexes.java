@@ -16,7 +16,9 @@ final class Indexes {
         return collectionName.startsWith("system.");
     }
 
-    static <P> Index<P> unique(String collectionName, Index<P> unique, List<IndexKey> keys, boolean sparse) {
-        return isSystem(collectionName) ? unique : new OrderedUniqueIndex<>(unique, keys, sparse);
+    /** {@code checkSorted}: new keys are checked against the sorted entries (see {@link OrderedUniqueIndex#checkNew}). */
+    static <P> Index<P> unique(String collectionName, Index<P> unique, List<IndexKey> keys, boolean sparse,
+                               boolean checkSorted) {
+        return isSystem(collectionName) ? unique : new OrderedUniqueIndex<>(unique, keys, sparse, checkSorted);
     }
 }

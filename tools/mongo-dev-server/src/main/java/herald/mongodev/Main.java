@@ -17,11 +17,16 @@ public final class Main {
 
     private static final String USAGE =
         "usage: mongo-dev-server [--port N] [--bind HOST] [--backend memory|h2] [--data FILE]"
-            + " [--updates herald|library]";
-    private static final Set<String> FLAGS = Set.of("--port", "--bind", "--backend", "--data", "--updates");
+            + " [--updates herald|library] [--inserts herald|library]";
+    private static final Set<String> FLAGS = Set.of("--port", "--bind", "--backend", "--data", "--updates",
+        "--inserts");
 
-    /** {@code --updates library}: every update the library's own way, for tests that compare the two paths. */
-    record Options(int port, String bind, String backend, String data, boolean libraryUpdates) {
+    /**
+     * {@code --updates library}, {@code --inserts library}: every update, every insert the
+     * library's own way, for tests that compare the two paths.
+     */
+    record Options(int port, String bind, String backend, String data, boolean libraryUpdates,
+                   boolean libraryInserts) {
 
         static Options parse(String[] args) {
             int port = 27017;
@@ -29,6 +34,7 @@ public final class Main {
             String backend = "memory";
             String data = null;
             String updates = "herald";
+            String inserts = "herald";
             for (int i = 0; i < args.length; i += 2) {
                 String flag = args[i];
                 if (!FLAGS.contains(flag)) {
@@ -43,6 +49,7 @@ public final class Main {
                     case "--bind" -> bind = value;
                     case "--backend" -> backend = value;
                     case "--updates" -> updates = value;
+                    case "--inserts" -> inserts = value;
                     default -> data = value;
                 }
             }
@@ -55,10 +62,14 @@ public final class Main {
             if (backend.equals("memory") && data != null) {
                 throw new IllegalArgumentException("--data is only valid with --backend h2");
             }
-            if (!updates.equals("herald") && !updates.equals("library")) {
-                throw new IllegalArgumentException("--updates must be herald or library, got: " + updates);
+            return new Options(port, bind, backend, data, library("--updates", updates), library("--inserts", inserts));
+        }
+
+        private static boolean library(String flag, String value) {
+            if (!value.equals("herald") && !value.equals("library")) {
+                throw new IllegalArgumentException(flag + " must be herald or library, got: " + value);
             }
-            return new Options(port, bind, backend, data, updates.equals("library"));
+            return value.equals("library");
         }
 
         private static int parsePort(String value) {
@@ -98,6 +109,7 @@ public final class Main {
 
     private static MongoServer start(Options options) {
         OperatorUpdates.useLibrary(options.libraryUpdates());
+        Inserts.useLibrary(options.libraryInserts());
         MongoBackend backend = options.backend().equals("h2")
             ? new IndexedH2Backend(options.data())
             : new IndexedMemoryBackend();

@@ -169,7 +169,6 @@ final class OperatorUpdates<P> {
             sizeDelta[0] += sizeChange(document, updated, changed);
         }
 
-        Document before = new Document(document);
         boolean modified = false;
         Set<String> added = new HashSet<>();
         for (String field : changed) {
@@ -197,7 +196,7 @@ final class OperatorUpdates<P> {
                 }
             }
         }
-        LibraryAccess.stored(collection, position, before, document);
+        LibraryAccess.stored(collection, position, document);
         return modified;
     }
 

@@ -2,6 +2,7 @@ package herald.mongodev;
 
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.Comparator;
@@ -146,6 +147,33 @@ final class SortedEntries<P> {
         }
         for (String field : fields) {
             if (!Objects.equals(value(oldDocument, field), value(newDocument, field))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * The first entry with these (normalized) index values, whatever its {@code _id}, or null;
+     * the library's equality when {@link #orderDecidesEquality} holds for them.
+     */
+    Map.Entry<Object[], P> firstWithValues(Object[] values) {
+        Object[] low = Arrays.copyOf(values, values.length + 1);
+        Object[] high = low.clone();
+        low[values.length] = LOW;
+        high[values.length] = HIGH;
+        Map.Entry<Object[], P> first = entries.ceilingEntry(low);
+        return first != null && compareKeys(first.getKey(), high) <= 0 ? first : null;
+    }
+
+    /**
+     * Whether the values are null, strings, doubles, instants or booleans: of these, two compare
+     * equal in index order exactly when the library's keys holding them are equal.
+     */
+    static boolean orderDecidesEquality(Object[] values) {
+        for (Object value : values) {
+            if (value != null && !(value instanceof String) && !(value instanceof Double)
+                && !(value instanceof Instant) && !(value instanceof Boolean)) {
                 return false;
             }
         }

@@ -5,8 +5,9 @@ import de.bwaldvogel.mongo.exception.FailedToParseException;
 
 /**
  * The package-private and protected parts of mongo-java-server 1.47.0 that Herald's cheaper
- * update path ({@code herald.mongodev.OperatorUpdates}) reuses, so that it applies update
- * operators, validates and counts sizes with the library's own code rather than a copy of it.
+ * write paths ({@code herald.mongodev.OperatorUpdates}, {@code herald.mongodev.Inserts}) reuse,
+ * so that they apply update operators, validate, count sizes, store documents and keep unique
+ * indexes with the library's own code rather than a copy of it.
  * It lives in the library's package for that reason only; it adds no behaviour.
  */
 public final class LibraryAccess {
@@ -67,9 +68,36 @@ public final class LibraryAccess {
         collection.updateDataSize(delta);
     }
 
-    /** The backend's write of an updated document (H2 stores it again; memory does nothing). */
-    public static <P> void stored(AbstractMongoCollection<P> collection, P position, Document oldDocument,
-                                  Document newDocument) {
-        collection.handleUpdate(position, oldDocument, newDocument);
+    /**
+     * The backend's write of a document updated in place (H2 stores it again; memory does
+     * nothing). Neither backend reads the old version, so none is passed.
+     */
+    public static <P> void stored(AbstractMongoCollection<P> collection, P position, Document document) {
+        collection.handleUpdate(position, null, document);
+    }
+
+    /** The backend's store of a new document (memory: a list slot; H2: the data map), giving its position. */
+    public static <P> P store(AbstractMongoCollection<P> collection, Document document) {
+        return collection.addDocumentInternal(document);
+    }
+
+    /** A value as the library's unique indexes key it (numbers as doubles, missing as null). */
+    public static Object normalize(Object value) {
+        return Utils.normalizeValue(value);
+    }
+
+    /** The position stored under a (normalized) key, or null. */
+    public static <P> P position(AbstractUniqueIndex<P> index, KeyValue key) {
+        return index.getPosition(key);
+    }
+
+    public static <P> boolean contains(AbstractUniqueIndex<P> index, KeyValue key) {
+        return index.containsKey(key);
+    }
+
+    /** Adds a key known to be absent (the caller checked it), as the library's {@code add} does after checking. */
+    public static <P> void put(AbstractUniqueIndex<P> index, KeyValue key, P position) {
+        boolean added = index.putKeyPosition(key, position);
+        Assert.isTrue(added, () -> "Key " + key + " already exists. Concurrency issue?");
     }
 }
