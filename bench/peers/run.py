@@ -486,9 +486,10 @@ DEV_SERVER_NOTE = """\
   then one range) hold the fewest entries, in the index's order when it serves the sort, as
   MongoDB plans it; what neither serves is a full scan. Updates made of operators copy and
   compare only the fields they name and maintain only the indexes on those ("Writes");
-  inserts, replacements and findAndModify keep the library's path (a deep copy and every
-  index's hooks per document), slower than MongoDB's, for every system here that uses it;
-  `count_documents` and aggregations still scan. Agenda's find-and-lock and
+  inserts check and build each unique key once and count sizes without encoding ("Writes");
+  replacements and findAndModify keep the library's path, slower than MongoDB's, for every
+  system here that uses it; `count_documents` and aggregations still scan. Its JIT compiles
+  its paths for minutes after it starts, hence the warm-up. Agenda's find-and-lock and
   APScheduler's acquire queries are read from their own indexes where those have the shapes
   above. BullMQ does not use MongoDB."""
 
@@ -503,6 +504,10 @@ def main() -> int:
                         help="seconds over which workload (b) spreads the jobs")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds after the last due time to wait for deliveries")
+    parser.add_argument("--warmup", type=int, default=1000,
+                        help="jobs of an unrecorded burst each system runs first, so that no "
+                             "system pays alone for the servers' start (the development "
+                             "MongoDB server's JIT compiles its paths for minutes); 0: none")
     parser.add_argument("--no-record", action="store_true", help="do not append to results.md")
     args = parser.parse_args()
     names = [s.strip().lower() for s in args.systems.split(",") if s.strip()]
@@ -522,6 +527,10 @@ def main() -> int:
         print(f"store ceiling (bench/store_probe, 10,000 documents) … logs in {workdir}",
               flush=True)
         ceiling = store_ceiling(env)
+        if args.warmup:
+            print(f"warm-up: an unrecorded burst of {args.warmup} jobs per system", flush=True)
+            for system in systems:
+                measure(system, "a", args.warmup, args.spread, args.timeout)
         order = list(systems)
         for workload in [w.strip() for w in args.workloads.split(",") if w.strip()]:
             print(f"workload ({workload}):", flush=True)
@@ -540,7 +549,8 @@ def main() -> int:
         f"after {load_average()}",
         f"- versions: {version_line}",
         f"- workloads: (a) {args.jobs} jobs due at one instant; (b) {args.jobs} jobs due evenly "
-        f"over {args.spread:.0f} s; systems in alternating order ((a) "
+        f"over {args.spread:.0f} s; first an unrecorded burst of {args.warmup} jobs per "
+        f"system (warm-up); systems in alternating order ((a) "
         f"{', '.join(s.name for s in systems)}; (b) the reverse); every job one signed HTTP POST "
         "to the same loopback receiver (tests/emulators/webhook.py), which answers at once",
         *[f"- {s.name}: {s.setup}" for s in systems],

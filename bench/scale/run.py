@@ -323,9 +323,9 @@ INDEX_NOTE = """\
   The development server reads each of them as MongoDB would (equality and `$in` on a
   prefix, then one range, in the index's order when it serves the sort; see
   tools/mongo-dev-server/README.md); updates made of operators copy and compare only the
-  fields they name and maintain only the indexes on those, inserts keep its library's path
-  (a deep copy and every index's hooks per document); with MONGODB_URI pointing at a real
-  MongoDB the same run measures MongoDB."""
+  fields they name and maintain only the indexes on those, inserts build and check each
+  unique key once ("Writes"); with MONGODB_URI pointing at a real MongoDB the same run
+  measures MongoDB."""
 
 
 def main() -> int:
