@@ -66,15 +66,22 @@ def rss_mib(pid: int) -> float:
     return _status_kib(pid, "VmRSS") / 1024
 
 
+def _stat(path: Path) -> list[str]:
+    """The fields of a `/proc/<pid>/stat` after the command name (which may hold spaces and
+    parentheses): state, ppid, ..., utime at 11, stime at 12; [] once the process is gone."""
+    try:
+        return path.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def _descendants(pid: int) -> list[int]:
     """`pid` and every process below it (a launcher script's JVM, a worker's children)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        fields = _stat(stat)
+        if fields:
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
@@ -88,11 +95,9 @@ def cpu_seconds(pids: list[int]) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in {p for root in pids for p in _descendants(root)}:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
+        fields = _stat(Path(f"/proc/{pid}/stat"))
+        if fields:
+            total += int(fields[11]) + int(fields[12])
     return total / ticks
 
 

@@ -181,7 +181,7 @@ class Publisher:
 
     async def _lock_batch(self, locks: list[RenewedLock]) -> list[bool]:
         EXECUTOR_BATCH_SIZE.labels(step="lock").observe(len(locks))
-        return await RenewedLock.acquire_all(self.rt.scripts, locks, renew=False)
+        return await RenewedLock.acquire_all(self.rt.scripts, locks)
 
     async def _claim_batch(self, job_ids: list[str]) -> list[Doc | None]:
         """Claim what the batch's locks won; a job absent from the answer was not claimable

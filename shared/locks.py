@@ -91,18 +91,16 @@ class RenewedLock:
     # the keys of a Herald cluster share one hash slot, so on a Redis Cluster too.
 
     @staticmethod
-    async def acquire_all(scripts: Scripts, locks: list[RenewedLock], *,
-                          renew: bool = True) -> list[bool]:
-        """Take each free lock of a batch with `SET NX PX`; each lock won starts renewing as
-        `acquire` would, unless `renew` is False: then the caller keeps them alive with
-        `renew_all`."""
+    async def acquire_all(scripts: Scripts, locks: list[RenewedLock]) -> list[bool]:
+        """Take each free lock of a batch with `SET NX PX`; the caller keeps the locks it won
+        alive with `renew_all` (no renewal task per lock)."""
         started = time.monotonic()
         answers = await scripts.locks_acquire(
             keys=[lock.name for lock in locks],
             args=[arg for lock in locks for arg in (lock.token, int(lock.ttl * 1000))])
         for lock, won in zip(locks, answers, strict=True):
             if won:
-                lock._taken(started, renew=renew)
+                lock._taken(started, renew=False)
         return [bool(won) for won in answers]
 
     @staticmethod

@@ -339,8 +339,6 @@ class MediaStore(abc.ABC):
         media by URL fetched now into the store (so it has a size, a digest, a type from its
         bytes, ranges and a public URL like any other). Permanent when a stored item is gone
         or a URL's file is refused; Transient when a URL could not be fetched this time."""
-        if not content.media and not any(part.media for part in content.thread):
-            return [[] for _ in range(1 + len(content.thread))]
         records = await self._records(m.id for _, media in _parts(content) for m in media)
         if any(m.url is not None for _, media in _parts(content) for m in media):
             await self._purge_fetched()

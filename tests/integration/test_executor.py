@@ -380,7 +380,7 @@ async def test_a_batch_renewal_gives_up_only_the_locks_that_were_lost(rt: Runtim
     """One script call renews a batch of job locks: a lock whose key Redis lost, or that another
     holder took, is given up (its run will not call the platform); the others are renewed."""
     locks = [RenewedLock(rt.redis, rt.keys.job_lock(f"renew-{n}"), 3) for n in range(3)]
-    assert await RenewedLock.acquire_all(rt.scripts, locks, renew=False) == [True] * 3
+    assert await RenewedLock.acquire_all(rt.scripts, locks) == [True] * 3
     await rt.redis.delete(locks[0].name)
     await rt.redis.set(locks[1].name, "another holder's token", px=3000)
     await rt.redis.pexpire(locks[2].name, 500)

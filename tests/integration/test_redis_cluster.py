@@ -192,7 +192,7 @@ async def test_batch_locks_on_a_redis_cluster(
     """The executor's batch of job locks, taken, renewed and released in one script call each."""
     rt = on_cluster
     locks = [RenewedLock(rt.redis, rt.keys.job_lock(f"j{n}"), 5) for n in range(3)]
-    assert await RenewedLock.acquire_all(rt.scripts, locks, renew=False) == [True, True, True]
+    assert await RenewedLock.acquire_all(rt.scripts, locks) == [True, True, True]
     assert len(keys_in_one_slot(redis_cluster, rt.keys)) == 3
     await rt.redis.pexpire(locks[0].name, 1000)
     await RenewedLock.renew_all(rt.scripts, locks)
