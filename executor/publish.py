@@ -59,6 +59,7 @@ from shared.providers.base import (
     Transient,
 )
 from shared.rate_limit import Rate
+from shared.redis_client import REDIS_ERRORS
 from shared.runtime import Runtime
 from shared.store import Doc
 
@@ -216,6 +217,8 @@ class Run:
         self.job = job
         self.lock = lock
         self.fence: int = job["lease_seq"]
+        #: The job's state as this run last wrote it.
+        self.state = JobState.RUNNING
         self.started = self.rt.clock.now_dt()
         #: (job id, due time, lane) to queue once the job's lock is released.
         self.requeue: tuple[str, datetime, str] | None = None
@@ -235,6 +238,7 @@ class Run:
             unset=unset, inc=inc, push=push))
         if not written:
             raise LeaseLost(self.job["_id"])
+        self.state = to
 
     def attempt(self, outcome: str, error: str | None = None) -> dict[str, Any]:
         return {"attempts": {
@@ -247,48 +251,63 @@ class Run:
         }}
 
     async def execute(self) -> None:
+        try:
+            ready = await self._prepare()
+        except REDIS_ERRORS as exc:
+            if self.state != JobState.RUNNING:
+                raise
+            await self._step_back(exc)
+            return
+        if ready is not None:
+            await self._publish(*ready)
+
+    async def _prepare(
+        self,
+    ) -> tuple[Doc, Doc, Provider, PublishRequest, Keyed] | None:
+        """Everything up to the `publishing` mark: the checks that may settle, park or defer
+        the job, then the mark; None when the job was settled here."""
         rt, job = self.rt, self.job
         post = await self.p.posts.load(job["post_id"])
         if not await self._post_is_live(post):
-            return
+            return None
         assert post is not None
         if await self._missed(post):
-            return
+            return None
         account = await self.p.accounts.load(job["account_id"])
         if account is None:
             await self._fail(post, "the account was deleted", expect=JobState.RUNNING)
-            return
+            return None
         status = account.get("status", "active")
         if status != "active":
             await self._wait_for_account(JobState.RUNNING, f"the account is {status}")
-            return
+            return None
         if await self.p.paused.load(CLUSTER) is not None:
             # Publishing is paused cluster-wide: wait as for a disabled account, consuming no
             # attempt; `POST /cluster/resume` queues the job again at once.
             await self._reschedule(JobState.RUNNING, JobState.RETRY_WAIT, "publishing is paused",
                                    rt.clock.now_dt() + pause.RECHECK, consumed=False,
                                    extra={"waiting_on": "pause"})
-            return
+            return None
         if await self._held(account) or await self._over_budget(account):
-            return
+            return None
         provider = self.p.provider(account["platform"])
         try:
             keyed = await self.p.keeper.current(account, provider)
         except AuthRevoked as exc:
             PROVIDER_ERRORS.labels(platform=job["platform"], error_class=exc.error_class).inc()
             await self._wait_for_account(JobState.RUNNING, f"auth_revoked: {exc}")
-            return
+            return None
         except ProviderError as exc:
             await self._handle_error(post, exc, expect=JobState.RUNNING)
-            return
+            return None
         content = await self._content(post, account)
         if content is None:
-            return
+            return None
         try:
             media = await rt.media.resolve(content)
         except ProviderError as exc:
             await self._handle_error(post, exc, expect=JobState.RUNNING)
-            return
+            return None
         request = PublishRequest(
             job_id=job["_id"], post_id=job["post_id"], account_id=job["account_id"],
             scheduled_for=job["scheduled_for"], content=content,
@@ -302,10 +321,20 @@ class Run:
             await asyncio.sleep(early)
             fresh = await self.p.posts.load(job["post_id"])
             if not await self._post_is_live(fresh):
-                return
+                return None
         await self.move(JobState.PUBLISHING, "publishing",
                         set_fields={"publishing_at": rt.clock.now_dt()})
-        await self._publish(post, account, provider, request, keyed)
+        return post, account, provider, request, keyed
+
+    async def _step_back(self, error: Exception) -> None:
+        """Redis failed before the `publishing` mark (an outage, a restart): nothing was sent,
+        so the job goes back to waiting at once, for the queue or, while Redis is away, for the
+        sweep and the window check to queue again; left `running`, it would wait a lease TTL
+        for the sweep."""
+        await self.move(JobState.STAGED, "Redis unavailable before publishing; nothing was sent",
+                        unset=("lease",))
+        self.requeue = (self.job["_id"], self.job["due_at"], self.job.get("priority", "normal"))
+        log.warning("job_stepped_back", error=type(error).__name__)
 
     async def _content(self, post: Doc, account: Doc) -> Content | None:
         """What the job publishes: the operator's retry content, else the content frozen by

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -26,6 +27,7 @@ from tests.integration.pipeline_support import (
     running_executor,
     wait_state,
 )
+from tools import devservers
 
 
 @pytest.fixture
@@ -261,6 +263,45 @@ async def test_a_lapsed_job_lock_sends_nothing_and_hands_the_job_back(
     async with running_executor(rt):
         await wait_state(rt, job["_id"], {JobState.SUCCEEDED})
     assert len(receiver.deliveries) == 1
+
+
+async def test_redis_lost_before_the_publishing_mark_hands_the_job_back_at_once(
+        settings: Settings, receiver: WebhookReceiver, tmp_path: Path) -> None:
+    """Redis went away between the claim and the `publishing` mark (here it is stopped before
+    the pause check): nothing was sent, so the job goes straight back to waiting in MongoDB,
+    where the sweep and the window check find it, instead of sitting `running` for a lease
+    TTL; once Redis is back it is published once."""
+    server = devservers.start_redis(log=tmp_path / "redis.log")
+    own = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{server.port}",
+                                      "lease_ttl_seconds": 60})
+    rt = await Runtime.open(own)
+    try:
+        account = await make_account(rt, receiver)
+        _, (job,) = await make_post(rt, [account], rt.clock.now_dt())
+        publisher = Publisher(rt, Notifier(rt.http, None))
+        lock = RenewedLock(rt.redis, rt.keys.job_lock(job["_id"]), ttl=60)
+        assert await lock.acquire()
+        claimed = await publisher.claiming.load(job["_id"])
+        assert claimed is not None
+        server.stop()
+        run = Run(publisher, claimed, lock)
+        await run.execute()
+        assert receiver.deliveries == []
+        doc = await rt.store.jobs.find_one({"_id": job["_id"]})
+        assert doc is not None and doc["state"] == JobState.STAGED, doc["state"]
+        assert "lease" not in doc and doc.get("attempt_count", 0) == 0
+        assert [t["state"] for t in doc["transitions"]][-2:] == ["running", "staged"]
+        assert run.requeue == (job["_id"], claimed["due_at"], "normal")
+
+        server = devservers.start_redis(server.port, log=tmp_path / "redis.log")
+        await rt.queue.stage(*run.requeue)
+        async with running_executor(rt):
+            await wait_state(rt, job["_id"], {JobState.SUCCEEDED})
+        assert accepted(receiver) == [job["_id"]]
+    finally:
+        await rt.store.client.drop_database(rt.store.db.name)
+        await rt.close()
+        server.stop()
 
 
 async def test_duplicate_queue_entries_publish_once(rt: Runtime,
