@@ -113,12 +113,17 @@ async def materialise(rt: Runtime, post: Doc, accounts: list[Doc], until: dateti
     return created
 
 
-async def materialise_new(rt: Runtime, plans: list[tuple[Doc, list[Doc]]],
-                          until: datetime) -> list[Doc]:
-    """The first jobs of posts created just now, in one `insert_many` and one `bulk_write` of
-    markers: a new post has no job yet, so none can collide. Those due by `until` (the
-    horizon) are inserted `staged` already, which saves staging them with a second write;
-    the caller queues them (the record first, then Redis, as always)."""
+def plan_new(rt: Runtime, plans: list[tuple[Doc, list[Doc]]],
+             until: datetime) -> tuple[list[Doc], list[UpdateOne]]:
+    """The first jobs of posts about to be inserted, and the markers of the recurring ones.
+
+    A one-off post's marker goes into the post itself: nothing materialises a one-off post
+    again after its creation (the window check and the sweeps look at recurring posts), so
+    the marker written with it loses nothing that a crash between the two inserts would not,
+    and saves a write per post. A recurring post's marker still moves only after its jobs are
+    in (`insert_new`), since the window check fills in what a crash left out. Jobs due by
+    `until` (the horizon) are planned `staged` already, which saves staging them with a
+    second write; the caller queues them (the record first, then Redis, as always)."""
     now = rt.clock.now_dt()
     jobs: list[Doc] = []
     markers: list[UpdateOne] = []
@@ -126,16 +131,23 @@ async def materialise_new(rt: Runtime, plans: list[tuple[Doc, list[Doc]]],
         times = fire_times(post, until)
         jobs += planned_jobs(post, accounts, times, now)
         update = marker_update(post, times, until)
-        if update is not None:
+        if update is not None and post["recurring"]:
             markers.append(UpdateOne({"_id": post["_id"]}, update))
+        elif update is not None:
+            post.update(update["$set"])
     for job in jobs:
         if job["state"] == JobState.PENDING and job["due_at"] <= until:
             job["state"] = str(JobState.STAGED)
             job["transitions"].append({"state": str(JobState.STAGED), "at": now,
                                        "node": rt.settings.node_id, "reason": "api"})
+    return jobs, markers
+
+
+async def insert_new(rt: Runtime, jobs: list[Doc], markers: list[UpdateOne]) -> None:
+    """`plan_new`'s jobs in one `insert_many` (a new post has no job yet, so none can
+    collide), then its markers in one `bulk_write`."""
     if jobs:
         await rt.store.jobs.insert_many(jobs, ordered=False)
         _count_missed(jobs)
     if markers:
         await rt.store.posts.bulk_write(markers, ordered=False)
-    return jobs

@@ -77,7 +77,7 @@ async def plan(rt: Runtime, post: Doc, accounts: list[Doc] | None = None) -> lis
 
 
 async def stage_new(rt: Runtime, jobs: list[Doc]) -> None:
-    """Queue the jobs just created `staged` (`planning.materialise_new`), one script call
+    """Queue the jobs just created `staged` (`planning.plan_new`), one script call
     per lane, and the generations due among them."""
     staged = [job for job in jobs if job["state"] == JobState.STAGED]
     if staged:

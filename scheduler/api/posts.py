@@ -44,7 +44,7 @@ from scheduler.api.schemas import (
 )
 from scheduler.api.wire import find_or_404, read_body, read_query, respond, runtime
 from scheduler.cron import next_occurrence
-from scheduler.planning import materialise_new
+from scheduler.planning import insert_new, plan_new
 from shared.generation.errors import GenerationFailed
 from shared.generation.feeds import Fetched
 from shared.models import (
@@ -219,12 +219,13 @@ async def create_posts(request: web.Request) -> web.Response:
         except ApiError as exc:
             results[index] = _refused(index, exc)
     if accepted:
+        live = [(post, accounts) for _, post, accounts in accepted
+                if post["status"] == PostStatus.SCHEDULED]
+        jobs, markers = plan_new(rt, live, effects.horizon(rt))
         await rt.store.posts.insert_many([post for _, post, _ in accepted], ordered=False)
         for post, feed in feeds:
             await _seed(rt, post, feed)
-        live = [(post, accounts) for _, post, accounts in accepted
-                if post["status"] == PostStatus.SCHEDULED]
-        jobs = await materialise_new(rt, live, effects.horizon(rt))
+        await insert_new(rt, jobs, markers)
         await effects.stage_new(rt, jobs)
         by_post: dict[str, list[Doc]] = {}
         for job in sorted(jobs, key=lambda j: (j["scheduled_for"], j["_id"])):

@@ -1,5 +1,6 @@
 """`POST /posts/batch`: each post validated on its own, a refused one changing nothing of the
-others; the posts and their jobs written with one insert each, whatever the batch's size."""
+others; the posts and their jobs written with one insert each, whatever the batch's size, and
+nothing else written but the audit entry."""
 
 from __future__ import annotations
 
@@ -14,17 +15,20 @@ from shared.runtime import Runtime
 from tests.integration.api_support import at, serve_api
 
 
-class Inserts(monitoring.CommandListener):
-    """Counts the insert commands per collection while `recording`; pymongo's listeners are
-    registered for the process, so it records only inside the test that wants it."""
+WRITES = ("insert", "update", "delete")
+
+
+class Writes(monitoring.CommandListener):
+    """Records the write commands (name, collection) while `recording`; pymongo's listeners
+    are registered for the process, so it records only inside the test that wants it."""
 
     def __init__(self) -> None:
         self.recording = False
-        self.inserts: list[str] = []
+        self.writes: list[tuple[str, str]] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.recording and event.command_name == "insert":
-            self.inserts.append(str(event.command["insert"]))
+        if self.recording and event.command_name in WRITES:
+            self.writes.append((event.command_name, str(event.command[event.command_name])))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -33,13 +37,13 @@ class Inserts(monitoring.CommandListener):
         pass
 
 
-LISTENER = Inserts()
+LISTENER = Writes()
 monitoring.register(LISTENER)
 
 
 @pytest.fixture
-def inserts() -> Iterator[Inserts]:
-    LISTENER.inserts.clear()
+def writes() -> Iterator[Writes]:
+    LISTENER.writes.clear()
     LISTENER.recording = True
     yield LISTENER
     LISTENER.recording = False
@@ -79,22 +83,34 @@ async def test_each_post_stands_on_its_own(runtime: Runtime) -> None:
         stored = sorted(p["id"] for p in (await api.ok("GET", "/posts"))["items"])
         assert stored == sorted(results[i]["post"]["id"] for i in (0, 1, 3))
         assert (await api.ok("GET", f"/posts/{soon['id']}"))["jobs"] == soon["jobs"]
+        # How far each post is materialised: the recurring one's marker written after its
+        # jobs, the one-off's with the post, none for the draft.
+        marked = {p["_id"]: p.get("materialised_until") for p in
+                  await runtime.store.posts.find({}, {"materialised_until": 1}).to_list()}
+        assert marked[results[1]["post"]["id"]] is not None
+        assert marked[soon["id"]] is not None and marked[results[3]["post"]["id"]] is None
 
 
 async def test_a_thousand_posts_take_one_insert_for_posts_and_one_for_jobs(
-        settings: Settings, inserts: Inserts) -> None:
+        settings: Settings, writes: Writes) -> None:
     rt = await Runtime.open(settings)
     try:
         async with serve_api(rt) as api:
             account = (await api.account())["id"]
-            inserts.inserts.clear()
+            writes.writes.clear()
             body = {"posts": [post(account, rt, content={"text": f"post {n}"})
                               for n in range(1000)]}
             reply = await api.call("POST", "/posts/batch", body)
             assert reply.status == 207
             assert {r["status"] for r in reply.body["results"]} == {201}
-            # ... and the request's one entry in the audit log.
-            assert sorted(inserts.inserts) == ["audit", "jobs", "posts"]
+            # ... and the request's one entry in the audit log. A one-off post's marker is
+            # inserted with it, not written after its jobs.
+            assert sorted(writes.writes) == [("insert", "audit"), ("insert", "jobs"),
+                                             ("insert", "posts")]
+            stored = await rt.store.posts.find({}, {"schedule": 1, "materialised_until": 1}
+                                               ).to_list()
+            assert len(stored) == 1000
+            assert all(p["materialised_until"] == p["schedule"]["at"] for p in stored)
             queued = await rt.redis.zcard(rt.keys.lane("normal"))
             assert queued == 1000
 
