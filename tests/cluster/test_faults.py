@@ -189,12 +189,13 @@ def test_executor_killed_mid_publish_on_platforms_without_idempotency_keys(
     be searched (reconciliation finds the posts that landed and retries the rest). Either way
     no post appears twice.
 
-    Both emulators hold each call 2 s before acting; the victim is killed 1 s after the first
-    post is due, with calls in flight. Its `publishing` jobs are reconciled by a surviving
-    node's sweep once their 4 s lease expired."""
+    Both emulators hold each call 2 s before acting. The victim is the only executor while the
+    posts are due, and it is killed once it has calls in flight on both platforms. Its
+    `publishing` jobs are reconciled by the recovery node's sweep once their 4 s lease
+    expired, and an executor started after the kill publishes what reconciliation queues."""
     with platform_processes(["telegram", "x"], tmp_path) as emulators:
-        for n in range(2):
-            cluster.add_node("all", node_id=f"survivor-{n}")
+        cluster.add_node("scheduler", node_id="survivor-scheduler")
+        cluster.add_node("recovery", node_id="survivor-recovery")
         victim = cluster.add_node("executor", node_id="victim")
         cluster.start()
         cluster.wait_leader(timeout=20)
@@ -206,17 +207,24 @@ def test_executor_killed_mid_publish_on_platforms_without_idempotency_keys(
             emulator.control(delay=2.0)
         posts = {p: create_posts(cluster, a, schedule(12, start=2, spread=1), workers=4)
                  for p, a in accounts.items()}
-        first = min(min(due_times(p)) for p in posts.values())
-        sleep_until(first + timedelta(seconds=1))
-        victim.kill()
+        deadline = time.monotonic() + 30
         with record(cluster.env) as db:
-            in_flight = {p: db["jobs"].count_documents(
-                {"account_id": a, "state": "publishing", "lease.node_id": "victim"})
-                for p, a in accounts.items()}
+            def publishing() -> dict[str, int]:
+                return {p: db["jobs"].count_documents(
+                    {"account_id": a, "state": "publishing", "lease.node_id": "victim"})
+                    for p, a in accounts.items()}
+
+            while not all(publishing().values()):
+                assert time.monotonic() < deadline, (
+                    f"the victim never had calls in flight on both platforms: {publishing()}")
+                time.sleep(0.1)
+            victim.kill()
+            in_flight = publishing()
         print(f"\nkilled the victim with these jobs publishing: {in_flight}")
-        assert all(in_flight.values()), "the victim had nothing in flight: nothing tested"
         for emulator in emulators.values():
             emulator.control(delay=0.0)
+        cluster.add_node("executor", node_id="rescuer")
+        cluster.start()
 
         telegram = wait_settled(cluster, accounts["telegram"], job_ids(posts["telegram"]), 90)
         x = wait_settled(cluster, accounts["x"], job_ids(posts["x"]), 90)
