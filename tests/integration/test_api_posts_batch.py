@@ -14,7 +14,6 @@ from shared.config import Settings
 from shared.runtime import Runtime
 from tests.integration.api_support import at, serve_api
 
-
 WRITES = ("insert", "update", "delete")
 
 
