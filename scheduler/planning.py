@@ -131,9 +131,11 @@ def plan_new(rt: Runtime, plans: list[tuple[Doc, list[Doc]]],
         times = fire_times(post, until)
         jobs += planned_jobs(post, accounts, times, now)
         update = marker_update(post, times, until)
-        if update is not None and post["recurring"]:
+        if update is None:
+            continue
+        if post["recurring"]:
             markers.append(UpdateOne({"_id": post["_id"]}, update))
-        elif update is not None:
+        else:
             post.update(update["$set"])
     for job in jobs:
         if job["state"] == JobState.PENDING and job["due_at"] <= until:
