@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
+import uvloop
 from pymongo.errors import PyMongoError
 
 from shared.config import SettingsError, StoreSettings, load_settings, load_store_settings
@@ -135,14 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["HERALD_EXECUTOR_CONCURRENCY"] = args.concurrency
     try:
         if args.command == "rotate-keys":
-            return asyncio.run(run_rotate_keys(load_store_settings()))
+            return uvloop.run(run_rotate_keys(load_store_settings()))
         settings = load_settings(**overrides)
     except SettingsError as exc:
         print(f"herald: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.node_id)
     names = list(ROLES) if args.command == "all" else [args.command]
-    return asyncio.run(serve(settings, names, build_roles(names), args.host, args.http_port))
+    return uvloop.run(serve(settings, names, build_roles(names), args.host, args.http_port))
 
 
 if __name__ == "__main__":
