@@ -434,6 +434,27 @@ async def test_a_batch_renewal_gives_up_only_the_locks_that_were_lost(rt: Runtim
     assert await rt.redis.exists(locks[1].name) == 1 and await rt.redis.exists(locks[2].name) == 0
 
 
+async def test_a_slot_freed_alone_is_refilled_without_waiting_for_company(
+        rt: Runtime, receiver: WebhookReceiver) -> None:
+    """A saturated executor refills its slots in batches (half its concurrency), but a job due
+    while only one slot is free waits at most REFILL_WAIT for more to free, not for the slow
+    platform calls holding the others."""
+    account = await make_account(rt, receiver)
+    receiver.script.delay = 5.0
+    slow = [(await make_post(rt, [account], rt.clock.now_dt()))[1][0] for _ in range(3)]
+    async with running_executor(rt, concurrency=4):
+        for job in slow:
+            await wait_state(rt, job["_id"], {JobState.PUBLISHING})
+        receiver.script.delay = 0.0
+        _, (first,) = await make_post(rt, [account], rt.clock.now_dt())
+        await wait_state(rt, first["_id"], {JobState.SUCCEEDED}, timeout=3)
+        _, (alone,) = await make_post(rt, [account], rt.clock.now_dt())
+        await wait_state(rt, alone["_id"], {JobState.SUCCEEDED}, timeout=3)
+        states = {(await rt.store.jobs.find_one({"_id": job["_id"]}) or {})["state"]
+                  for job in slow}
+        assert states == {JobState.PUBLISHING}
+
+
 @pytest.mark.timeout(60)  # a starved event loop never reaches its own asyncio.timeout
 async def test_a_wake_up_while_every_slot_is_busy_leaves_the_loop_running(
         rt: Runtime, receiver: WebhookReceiver) -> None:
