@@ -10,7 +10,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 from pymongo.uri_parser import parse_uri
 
 from shared.models import JobState, can_transition
@@ -28,6 +28,12 @@ def _wall_clock() -> datetime:
 #: call (and the job lock its caller renews) for good. Every Herald operation is one short
 #: round trip or one cursor batch.
 SOCKET_TIMEOUT_MS = 20_000
+#: Indexes of earlier versions that an index of this one serves: each costs every job write an
+#: index update for nothing. `account_state` is a prefix of `list_by_account_state`.
+RETIRED_JOB_INDEXES = ("account_state",)
+#: MongoDB's codes for a `dropIndexes` of an index or a collection that is not there.
+INDEX_NOT_FOUND = 27
+NAMESPACE_NOT_FOUND = 26
 
 
 def database_name(uri: str, default: str) -> str:
@@ -66,7 +72,14 @@ class Store:
         self.now = now
 
     async def ensure_indexes(self) -> None:
-        """Create every index; creating an existing index is a no-op, so every node may run it."""
+        """Create every index and drop the retired ones; both are no-ops when done already, so
+        every node may run it."""
+        for name in RETIRED_JOB_INDEXES:
+            try:
+                await self.jobs.drop_index(name)
+            except OperationFailure as exc:
+                if exc.code not in (INDEX_NOT_FOUND, NAMESPACE_NOT_FOUND):
+                    raise
         await self.jobs.create_indexes(
             [
                 IndexModel(
@@ -76,7 +89,6 @@ class Store:
                     name="one_job_per_occurrence",
                 ),
                 IndexModel([("state", ASCENDING), ("due_at", ASCENDING)], name="state_due"),
-                IndexModel([("account_id", ASCENDING), ("state", ASCENDING)], name="account_state"),
                 # GET /jobs' and the console's filters: platform, time, error class, outcomes.
                 IndexModel([("platform", ASCENDING), ("state", ASCENDING)], name="platform_state"),
                 IndexModel([("state", ASCENDING), ("scheduled_for", ASCENDING)],

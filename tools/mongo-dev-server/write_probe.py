@@ -43,7 +43,6 @@ JOB_INDEXES = [
     ([("post_id", ASCENDING), ("account_id", ASCENDING), ("scheduled_for", ASCENDING)],
      "one_job_per_occurrence", True),
     ([("state", ASCENDING), ("due_at", ASCENDING)], "state_due", False),
-    ([("account_id", ASCENDING), ("state", ASCENDING)], "account_state", False),
     ([("platform", ASCENDING), ("state", ASCENDING)], "platform_state", False),
     ([("state", ASCENDING), ("scheduled_for", ASCENDING)], "state_scheduled", False),
     ([("scheduled_for", ASCENDING)], "scheduled", False),
