@@ -31,6 +31,33 @@ SOCKET_TIMEOUT_MS = 20_000
 #: Indexes of earlier versions that an index of this one serves: each costs every job write an
 #: index update for nothing. `account_state` is a prefix of `list_by_account_state`.
 RETIRED_JOB_INDEXES = ("account_state",)
+#: The indexes of `jobs` and `posts`; tools/mongo-dev-server/write_probe.py builds the same.
+JOB_INDEXES = [
+    IndexModel([("post_id", ASCENDING), ("account_id", ASCENDING), ("scheduled_for", ASCENDING)],
+               unique=True, name="one_job_per_occurrence"),
+    IndexModel([("state", ASCENDING), ("due_at", ASCENDING)], name="state_due"),
+    # GET /jobs' and the console's filters: platform, time, error class, outcomes.
+    IndexModel([("platform", ASCENDING), ("state", ASCENDING)], name="platform_state"),
+    IndexModel([("state", ASCENDING), ("scheduled_for", ASCENDING)], name="state_scheduled"),
+    IndexModel([("scheduled_for", ASCENDING)], name="scheduled"),
+    IndexModel([("error", ASCENDING)], name="error"),
+    IndexModel([("state", ASCENDING), ("updated_at", ASCENDING)], name="state_updated"),
+    # GET /jobs?state=&account_id=: each filter, then `_id`, the order pages follow.
+    IndexModel([("state", ASCENDING), ("_id", ASCENDING)], name="list_by_state"),
+    IndexModel([("account_id", ASCENDING), ("_id", ASCENDING)], name="list_by_account"),
+    IndexModel([("account_id", ASCENDING), ("state", ASCENDING), ("_id", ASCENDING)],
+               name="list_by_account_state"),
+    # The generation lane's staging (shared.staging.stage_generations) and
+    # GET /jobs?content_state=.
+    IndexModel([("content_state", ASCENDING), ("generate_at", ASCENDING)],
+               name="content_generate"),
+]
+POST_INDEXES = [
+    IndexModel([("status", ASCENDING), ("recurring", ASCENDING)], name="status_kind"),
+    # GET /posts?status=&account_id=, in `_id` order (bench/scale measures them).
+    IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="list_by_status"),
+    IndexModel([("account_ids", ASCENDING), ("_id", ASCENDING)], name="list_by_account"),
+]
 #: MongoDB's codes for a `dropIndexes` of an index or a collection that is not there.
 INDEX_NOT_FOUND = 27
 NAMESPACE_NOT_FOUND = 26
@@ -80,43 +107,8 @@ class Store:
             except OperationFailure as exc:
                 if exc.code not in (INDEX_NOT_FOUND, NAMESPACE_NOT_FOUND):
                     raise
-        await self.jobs.create_indexes(
-            [
-                IndexModel(
-                    [("post_id", ASCENDING), ("account_id", ASCENDING),
-                     ("scheduled_for", ASCENDING)],
-                    unique=True,
-                    name="one_job_per_occurrence",
-                ),
-                IndexModel([("state", ASCENDING), ("due_at", ASCENDING)], name="state_due"),
-                # GET /jobs' and the console's filters: platform, time, error class, outcomes.
-                IndexModel([("platform", ASCENDING), ("state", ASCENDING)], name="platform_state"),
-                IndexModel([("state", ASCENDING), ("scheduled_for", ASCENDING)],
-                           name="state_scheduled"),
-                IndexModel([("scheduled_for", ASCENDING)], name="scheduled"),
-                IndexModel([("error", ASCENDING)], name="error"),
-                IndexModel([("state", ASCENDING), ("updated_at", ASCENDING)], name="state_updated"),
-                # GET /jobs?state=&account_id=: each filter, then `_id`, the order pages follow.
-                IndexModel([("state", ASCENDING), ("_id", ASCENDING)], name="list_by_state"),
-                IndexModel([("account_id", ASCENDING), ("_id", ASCENDING)],
-                           name="list_by_account"),
-                IndexModel([("account_id", ASCENDING), ("state", ASCENDING), ("_id", ASCENDING)],
-                           name="list_by_account_state"),
-                # The generation lane's staging (shared.staging.stage_generations) and
-                # GET /jobs?content_state=.
-                IndexModel([("content_state", ASCENDING), ("generate_at", ASCENDING)],
-                           name="content_generate"),
-            ]
-        )
-        await self.posts.create_indexes(
-            [
-                IndexModel([("status", ASCENDING), ("recurring", ASCENDING)], name="status_kind"),
-                # GET /posts?status=&account_id=, in `_id` order (bench/scale measures them).
-                IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="list_by_status"),
-                IndexModel([("account_ids", ASCENDING), ("_id", ASCENDING)],
-                           name="list_by_account"),
-            ]
-        )
+        await self.jobs.create_indexes(JOB_INDEXES)
+        await self.posts.create_indexes(POST_INDEXES)
         await self.sweeps.create_indexes([IndexModel([("started_at", ASCENDING)], name="started")])
         await self.audit.create_indexes([IndexModel([("target", ASCENDING)], name="target")])
         await self.oauth_apps.create_indexes([IndexModel(

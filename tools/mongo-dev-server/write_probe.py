@@ -28,33 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, IndexModel, MongoClient, UpdateOne
+from pymongo import MongoClient, UpdateOne
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from shared.store import JOB_INDEXES, POST_INDEXES
 from tools import devservers
 
 HERE = Path(__file__).resolve().parent
 BATCH = 1000
-
-POST_INDEXES = [([("status", ASCENDING), ("recurring", ASCENDING)], "status_kind", False),
-                ([("status", ASCENDING), ("_id", ASCENDING)], "list_by_status", False),
-                ([("account_ids", ASCENDING), ("_id", ASCENDING)], "list_by_account", False)]
-JOB_INDEXES = [
-    ([("post_id", ASCENDING), ("account_id", ASCENDING), ("scheduled_for", ASCENDING)],
-     "one_job_per_occurrence", True),
-    ([("state", ASCENDING), ("due_at", ASCENDING)], "state_due", False),
-    ([("platform", ASCENDING), ("state", ASCENDING)], "platform_state", False),
-    ([("state", ASCENDING), ("scheduled_for", ASCENDING)], "state_scheduled", False),
-    ([("scheduled_for", ASCENDING)], "scheduled", False),
-    ([("error", ASCENDING)], "error", False),
-    ([("state", ASCENDING), ("updated_at", ASCENDING)], "state_updated", False),
-    ([("state", ASCENDING), ("_id", ASCENDING)], "list_by_state", False),
-    ([("account_id", ASCENDING), ("_id", ASCENDING)], "list_by_account", False),
-    ([("account_id", ASCENDING), ("state", ASCENDING), ("_id", ASCENDING)],
-     "list_by_account_state", False),
-    ([("content_state", ASCENDING), ("generate_at", ASCENDING)], "content_generate", False),
-]
-
 
 def post(at: datetime, account: str, now: datetime) -> dict[str, Any]:
     return {"_id": str(ObjectId()), "account_ids": [account],
@@ -126,8 +107,7 @@ def main() -> int:
     try:
         db = MongoClient(f"mongodb://127.0.0.1:{port}/", tz_aware=True).herald
         for coll, indexes in ((db.posts, POST_INDEXES), (db.jobs, JOB_INDEXES)):
-            coll.create_indexes([IndexModel(keys, name=name, unique=unique)
-                                 for keys, name, unique in indexes])
+            coll.create_indexes(indexes)
         now, account = datetime.now(UTC), str(ObjectId())
         rows: list[dict[str, float]] = []
         job_ids: list[str] = []
