@@ -308,6 +308,30 @@ def test_herald_shapes(client: Client) -> None:
         check_query(coll, query, sort, limit, 0)
 
 
+def test_a_field_of_many_values_answers_as_one_of_few(client: Client) -> None:
+    """An index shares one instance per value of a field with few values (KeyStrings); past
+    4,096 values it keeps the documents' own. Entries made on either side of that switch are
+    found, moved and dropped alike."""
+    coll = indexed(client.idx_tests, "many")
+    for first, (prefix, count) in ((0, ("f", 40)), (100, ("m", 4200)), (5000, ("l", 40))):
+        # `p` differs for each document: the unique index `occurrence` holds `state` too.
+        coll.insert_many([{"_id": f"{prefix}{i:04}", "p": first + i, "due_at": BASE,
+                           "state": f"v{i:04}" if prefix == "m" else STATES[i % 4]}
+                          for i in range(count)])
+    coll.update_many({"_id": {"$in": ["f0000", "l0001", "m0002"]}}, {"$set": {"state": "v0003"}})
+    coll.delete_many({"_id": {"$in": ["f0004", "l0004", "m0005"]}})
+    assert [d["_id"] for d in coll.find({"state": "v0003"}).sort("_id", 1)] == [
+        "f0000", "l0001", "m0002", "m0003"]
+    for query, sort, limit in [
+        ({"state": "pending"}, [("_id", 1)], 0),
+        ({"state": {"$in": ["staged", "v0005", "v4100"]}}, [("_id", 1)], 0),
+        ({"state": {"$gte": "v0100", "$lt": "v0110"}}, [("_id", -1)], 0),
+        ({"state": {"$in": ["pending", "running"]}, "due_at": {"$lte": BASE}}, [("due_at", 1)], 0),
+        ({"state": {"$lt": "succeeded"}}, [("state", 1)], 30),
+    ]:
+        check_query(coll, query, sort, limit, 0)
+
+
 def test_plans_read_the_index(client: Client) -> None:
     """Without a sort, a query answered from an index returns its documents in index order,
     and a scan in the collection's own order (insertion order in memory, here descending

@@ -58,6 +58,8 @@ final class SortedEntries<P> {
     /** Sticky per key: an array element was itself an array, which bounds cannot describe. */
     private final boolean[] nested;
     private final TreeMap<Object[], P> entries;
+    /** Per key: the shared instances of its string values (see {@link KeyStrings}). */
+    private final KeyStrings[] strings;
 
     SortedEntries(List<IndexKey> keys, boolean sparse) {
         int size = keys.size();
@@ -69,6 +71,10 @@ final class SortedEntries<P> {
         this.sparse = sparse;
         this.multikey = new boolean[size];
         this.nested = new boolean[size];
+        this.strings = new KeyStrings[size];
+        for (int i = 0; i < size; i++) {
+            strings[i] = new KeyStrings();
+        }
         this.entries = new TreeMap<>(this::compareKeys);
     }
 
@@ -213,7 +219,7 @@ final class SortedEntries<P> {
                 anyArray = true;
                 key[i] = value;
             } else {
-                key[i] = normalize(value);
+                key[i] = strings[i].canonical(normalize(value));
             }
         }
         if (sparse && !anyPresent) {
@@ -240,7 +246,7 @@ final class SortedEntries<P> {
                 for (Object element : elements) {
                     nested[i] |= element instanceof Collection;
                     Object[] copy = partial.clone();
-                    copy[i] = normalize(element);
+                    copy[i] = strings[i].canonical(normalize(element));
                     product.add(copy);
                 }
             }
