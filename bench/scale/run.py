@@ -195,7 +195,8 @@ def queued(client: redis.Redis, keys: Keys) -> int:
 def settle(pid: int | None, idle: float = 0.05, bound: float = 120.0) -> float:
     """Wait until the server has used less than `idle` of a core over 2 s (at most `bound`
     seconds); the seconds waited. A bulk load of 2,000,000 documents leaves the development
-    server's JVM collecting garbage for a while; an hourly window check meets a store at rest."""
+    server's JVM collecting garbage and compiling for a while; an hourly window check meets a
+    store at rest."""
     started = time.monotonic()
     while pid is not None and time.monotonic() - started < bound:
         before = cpu_seconds([pid])
