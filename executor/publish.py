@@ -71,6 +71,10 @@ CLUSTER = "cluster"
 #: A claim accepts jobs due within the worker's lead plus this much clock rounding. A queue
 #: entry popped earlier (left over from an earlier schedule) is not claimed.
 CLAIM_ROUNDING = timedelta(milliseconds=50)
+#: A job claimed ahead of time has its post re-read and its `publishing` mark written this
+#: share of the executor's lead before it is due, so that those two round trips are done by
+#: the due time and only the platform call is left: a slow store reply no longer makes it late.
+FINAL_CHECKS_SHARE = 0.25
 #: A job of an account that is not active waits this long before it looks again; reconnecting
 #: or re-enabling the account through the API queues its jobs at once.
 ACCOUNT_RECHECK = timedelta(hours=1)
@@ -316,14 +320,17 @@ class Run:
         )
         early = (job["due_at"] - rt.clock.now_dt()).total_seconds()
         if early > 0:
-            # Claimed ahead of time: wait for the due time, then make sure the post was not
+            # Claimed ahead of time: shortly before the due time, make sure the post was not
             # cancelled or paused meanwhile (one read, only for jobs claimed early).
-            await asyncio.sleep(early)
+            await asyncio.sleep(early - rt.settings.executor_lead_ms * FINAL_CHECKS_SHARE / 1000)
             fresh = await self.p.posts.load(job["post_id"])
             if not await self._post_is_live(fresh):
                 return None
         await self.move(JobState.PUBLISHING, "publishing",
                         set_fields={"publishing_at": rt.clock.now_dt()})
+        wait = (job["due_at"] - rt.clock.now_dt()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
         return post, account, provider, request, keyed
 
     async def _step_back(self, error: Exception) -> None:

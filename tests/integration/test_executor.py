@@ -386,6 +386,26 @@ async def test_a_lease_lost_inside_a_batch_publishes_none_of_the_lost(
         await runtime.close()
 
 
+async def test_a_job_claimed_ahead_is_marked_before_its_due_time_and_sent_at_it(
+        settings: Settings, receiver: WebhookReceiver) -> None:
+    """A job claimed ahead of time has its post re-read and its `publishing` mark written a
+    quarter of the lead before it is due (500 ms of a 2 s lead here), so that a slow store
+    reply cannot make it late; the platform call still waits for the due time."""
+    runtime = await Runtime.open(settings.model_copy(update={"executor_lead_ms": 2000}))
+    try:
+        account = await make_account(runtime, receiver)
+        due = runtime.clock.now_dt() + timedelta(seconds=1.5)
+        _, (job,) = await make_post(runtime, [account], due, text="marked ahead")
+        async with running_executor(runtime):
+            done = await wait_state(runtime, job["_id"], {JobState.SUCCEEDED})
+        assert done["publishing_at"] < due - timedelta(milliseconds=250)
+        assert accepted(receiver) == [job["_id"]]
+        assert receiver.deliveries[0].arrived_at >= due.timestamp() - 0.06
+    finally:
+        await runtime.store.client.drop_database(runtime.store.db.name)
+        await runtime.close()
+
+
 async def test_publishes_longer_than_the_lease_keep_their_locks_and_leases(
         rt: Runtime, receiver: WebhookReceiver) -> None:
     """Three platform calls that each take three lease TTLs (3 s here): one keeper renews
