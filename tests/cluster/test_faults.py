@@ -218,6 +218,10 @@ def test_executor_killed_mid_publish_on_platforms_without_idempotency_keys(
                 assert time.monotonic() < deadline, (
                     f"the victim never had calls in flight on both platforms: {publishing()}")
                 time.sleep(0.1)
+            # A job is marked `publishing` a quarter of the executor's lead (25 ms) before its
+            # call goes out; the emulators hold each call for 2 s, so after this pause the
+            # calls of the jobs seen are in flight.
+            time.sleep(0.3)
             victim.kill()
             in_flight = publishing()
         print(f"\nkilled the victim with these jobs publishing: {in_flight}")
