@@ -214,14 +214,16 @@ def test_executor_killed_mid_publish_on_platforms_without_idempotency_keys(
                     {"account_id": a, "state": "publishing", "lease.node_id": "victim"})
                     for p, a in accounts.items()}
 
-            while not all(publishing().values()):
+            # A job is marked `publishing` a quarter of the executor's lead before its call
+            # goes out, so the emulators are asked too: each counts the calls it holds.
+            def in_flight_on_both() -> bool:
+                return all(publishing().values()) and all(
+                    e.state()["held"] > 0 for e in emulators.values())
+
+            while not in_flight_on_both():
                 assert time.monotonic() < deadline, (
                     f"the victim never had calls in flight on both platforms: {publishing()}")
                 time.sleep(0.1)
-            # A job is marked `publishing` a quarter of the executor's lead (25 ms) before its
-            # call goes out; the emulators hold each call for 2 s, so after this pause the
-            # calls of the jobs seen are in flight.
-            time.sleep(0.3)
             victim.kill()
             in_flight = publishing()
         print(f"\nkilled the victim with these jobs publishing: {in_flight}")

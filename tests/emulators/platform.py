@@ -17,7 +17,8 @@ answer), `{"expire_next": 1}` (the next call is answered as with an expired toke
 `{"refuse_refresh": true}` (refresh tokens are refused from now on, as after a revocation),
 `{"pass_next": 1}` (the next guarded request is let through untouched before any other fault
 is spent: with `fail_next` it fails the second call, a thread's part two), `{"reset": true}`.
-`GET /_state` → `{"posts": [...], "refresh_calls": n, "faults": {...}}`.
+`GET /_state` → `{"posts": [...], "refresh_calls": n, "held": n, "faults": {...}}`, where
+`held` counts the calls a `delay` is holding now (in flight, the platform not yet acting).
 `POST /_account` → a `POST /api/v1/accounts` body with fresh working credentials.
 
 The module's functions read a request as the platforms do (`bearer`, `json_object`,
@@ -223,6 +224,8 @@ class PlatformEmulator:
         self.faults = Faults()
         self.tokens = TokenBook()
         self.posts: list[dict[str, Any]] = []
+        #: Calls a `delay` holds now.
+        self.held = 0
         self.base_url = ""
         self._runner: web.AppRunner | None = None
 
@@ -262,7 +265,11 @@ class PlatformEmulator:
             f.drop_next -= 1
             return self.drop(request)
         if f.delay > 0:
-            await asyncio.sleep(f.delay)
+            self.held += 1
+            try:
+                await asyncio.sleep(f.delay)
+            finally:
+                self.held -= 1
         if f.rate_limit_next > 0:
             f.rate_limit_next -= 1
             return self.rate_limited()
@@ -323,7 +330,7 @@ class PlatformEmulator:
 
     def state(self) -> dict[str, Any]:
         return {"posts": self.posts, "refresh_calls": self.tokens.refresh_calls,
-                "faults": asdict(self.faults)}
+                "held": self.held, "faults": asdict(self.faults)}
 
     async def _state(self, _request: web.Request) -> web.Response:
         return web.json_response(self.state())
