@@ -296,6 +296,19 @@ EDGE_CASES: list[tuple[Doc, Doc, Doc, bool]] = [
     ({"meta": {"a": {"b": 1}}}, {}, {"$set": {"meta.a": 5, "meta.a.b": 1}}, True),  # conflict
     ({"tags": ["a"]}, {}, {"$set": {"k": [1]}}, True),  # parallel arrays
     ({"p": 0, "s": 0}, {}, {"$set": {"s": 1}}, True),  # duplicate key with the second document
+    # The top-level operators applied without the library's path handling (TopLevelOperators),
+    # and the updates that must still go its way.
+    ({"n": None, "tags": None}, {}, {"$inc": {"n": 1}, "$push": {"tags": "a"}}, True),
+    ({"n": 2**31 - 1}, {}, {"$inc": {"n": 1, "m": 2**40}}, True),  # an int grows into a long
+    ({"n": 1.5}, {}, {"$inc": {"n": 1}, "$unset": {"missing": "", "n2": ""}}, False),
+    ({"tags": ["a"]}, {}, {"$push": {"tags": {"$slice": 1}}}, True),  # a document, not modifiers
+    ({"state": "pending"}, {}, {"$set": {"state": None, "added": None}}, True),
+    ({"state": None}, {}, {"$set": {"state": None}}, True),
+    ({"n": 1}, {}, {"$inc": {"n": "x"}}, True),  # refused
+    ({"n": 1}, {}, {"$set": {"n": 2}, "$inc": {"n": 1}}, True),  # conflict
+    ({"n": 1}, {}, {"$unset": {"_id": ""}}, True),  # immutable
+    ({"n": 1}, {}, {"$set": {"$x": 1}}, True),
+    ({"n": 1}, {}, {"$set": {"": 1}}, True),
 ]
 
 

@@ -29,12 +29,13 @@ import de.bwaldvogel.mongo.oplog.Oplog;
  * version, and the base the operators change), compares the whole documents twice (once
  * normalizing both, which copies them again), encodes both to BSON to count the size change,
  * asks every index for the document's position and calls every index's update hooks. Here the
- * new version shares every field with the stored one except those the operators would change
- * in place, which are copied deeply first ({@link #changedInPlace}), so no stored value ever
- * changes in place; only the fields the operators name are compared and sized; the position
- * comes from the lookup or the {@code _id} index; only the indexes on a changed field are
- * told. The operators themselves, the checks and the errors are the library's own
- * ({@link LibraryAccess}).
+ * new version holds only the id and the fields the operators name (operators read and write
+ * nothing else), those the operators would change in place copied deeply first
+ * ({@link #changedInPlace}), so no stored value ever changes in place; only those fields are
+ * compared and sized; the position comes from the lookup or the {@code _id} index; only the
+ * indexes on a changed field are told, and given the fields their keys read. The operators
+ * Herald's writes use are applied by {@link TopLevelOperators} when it can; the others, the
+ * checks and the errors are the library's own ({@link LibraryAccess}).
  *
  * <p>A batch by id ({@code {_id: {$in: ids}, ...}}) reads the listed documents through the
  * {@code _id} index and matches each against the rest of the filter only: the library's
@@ -137,11 +138,15 @@ final class OperatorUpdates<P> {
         String idField = LibraryAccess.idField(collection);
         Document updated = new Document();
         updated.put(idField, document.get(idField));
-        for (Map.Entry<String, Object> entry : document.entrySet()) {
-            Object value = entry.getValue();
-            updated.put(entry.getKey(), changedInPlace.contains(entry.getKey()) ? copy(value) : value);
+        for (String field : named) {
+            Object value = document.getOrMissing(field);
+            if (!(value instanceof Missing)) {
+                updated.put(field, changedInPlace.contains(field) ? copy(value) : value);
+            }
         }
-        LibraryAccess.applyOperators(updated, update, arrayFilters, matchPos, idField);
+        if (!arrayFilters.isEmpty() || !TopLevelOperators.apply(updated, update, idField)) {
+            LibraryAccess.applyOperators(updated, update, arrayFilters, matchPos, idField);
+        }
 
         Set<String> changed = new LinkedHashSet<>();
         for (String field : named) {
@@ -154,16 +159,30 @@ final class OperatorUpdates<P> {
         }
         List<Index<P>> indexes = collection.getIndexes();
         List<Index<P>> affected = new ArrayList<>(indexes.size());
+        Set<String> keyFields = new LinkedHashSet<>(List.of(ID, idField));
         for (Index<P> index : indexes) {
             if (changed.contains(idField) || covers(index, changed)) {
                 affected.add(index);
+                for (IndexKey key : index.getKeys()) {
+                    keyFields.add(topLevel(key.getKey()));
+                }
             }
         }
-        for (Index<P> index : affected) {
-            index.checkUpdate(document, updated, collection);
-        }
-        for (Index<P> index : affected) {
-            index.updateInPlace(document, updated, position, collection);
+        if (!affected.isEmpty()) {
+            Document oldKeys = fields(document, keyFields);
+            Document newKeys = new Document();
+            for (String field : keyFields) {
+                Object value = (changed.contains(field) ? updated : document).getOrMissing(field);
+                if (!(value instanceof Missing)) {
+                    newKeys.put(field, value);
+                }
+            }
+            for (Index<P> index : affected) {
+                index.checkUpdate(oldKeys, newKeys, collection);
+            }
+            for (Index<P> index : affected) {
+                index.updateInPlace(oldKeys, newKeys, position, collection);
+            }
         }
         if (LibraryAccess.tracksDataSize(collection)) {
             sizeDelta[0] += sizeChange(document, updated, changed);

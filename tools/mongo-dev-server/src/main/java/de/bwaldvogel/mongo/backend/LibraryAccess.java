@@ -5,7 +5,8 @@ import de.bwaldvogel.mongo.exception.FailedToParseException;
 
 /**
  * The package-private and protected parts of mongo-java-server 1.47.0 that Herald's cheaper
- * write paths ({@code herald.mongodev.OperatorUpdates}, {@code herald.mongodev.Inserts}) reuse,
+ * write paths ({@code herald.mongodev.OperatorUpdates}, {@code herald.mongodev.TopLevelOperators},
+ * {@code herald.mongodev.Inserts}) reuse,
  * so that they apply update operators, validate, count sizes, store documents and keep unique
  * indexes with the library's own code rather than a copy of it.
  * It lives in the library's package for that reason only; it adds no behaviour.
@@ -40,6 +41,11 @@ public final class LibraryAccess {
     /** The library's value equality for counting modified documents ({@code nullAwareEquals}). */
     public static boolean sameValue(Object a, Object b) {
         return Utils.nullAwareEquals(a, b);
+    }
+
+    /** {@code $inc}'s sum, with the library's number types (an int that overflows becomes a long). */
+    public static Number add(Number a, Number b) {
+        return NumericUtils.addNumbers(a, b);
     }
 
     /** BSON size, as the library counts a collection's data size. */
