@@ -485,7 +485,8 @@ DEV_SERVER_NOTE = """\
   when it pins one, else from the secondary index whose bounds (equality or `$in` on a prefix,
   then one range) hold the fewest entries, in the index's order when it serves the sort, as
   MongoDB plans it; what neither serves is a full scan. Updates made of operators copy and
-  compare only the fields they name and maintain only the indexes on those ("Writes");
+  compare only the fields they name, maintain only the indexes on those, and apply top-level
+  `$set`, `$unset`, `$inc` and `$push` without the library's path handling ("Writes");
   inserts check and build each unique key once and count sizes without encoding ("Writes");
   replacements and findAndModify keep the library's path, slower than MongoDB's, for every
   system here that uses it; `count_documents` and aggregations still scan. Its JIT compiles
@@ -504,12 +505,15 @@ def main() -> int:
                         help="seconds over which workload (b) spreads the jobs")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds after the last due time to wait for deliveries")
-    parser.add_argument("--warmup", type=int, default=1000,
+    parser.add_argument("--warmup", type=int, default=None,
                         help="jobs of an unrecorded burst each system runs first, so that no "
                              "system pays alone for the servers' start (the development "
-                             "MongoDB server's JIT compiles its paths for minutes); 0: none")
+                             "MongoDB server's JIT compiles its paths over the first tens of "
+                             "thousands of writes); default: as many as --jobs; 0: none")
     parser.add_argument("--no-record", action="store_true", help="do not append to results.md")
     args = parser.parse_args()
+    if args.warmup is None:
+        args.warmup = args.jobs
     names = [s.strip().lower() for s in args.systems.split(",") if s.strip()]
     unknown = set(names) - set(SYSTEMS)
     if unknown:
