@@ -137,7 +137,10 @@ class Runtime:
             box=CredentialBox(settings.secret_key),
             budgets=Budgets(redis, keys, scripts),
             events=events,
-            http=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)),
+            # One session for every account: a cookie one account's answer sets must not
+            # ride along with another account's calls (nor cost a jar lookup per call).
+            http=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
+                                       cookie_jar=aiohttp.DummyCookieJar()),
             media=await open_media_store(store, settings),
         )
         rt.spawn(events.run(), "events")

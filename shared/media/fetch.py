@@ -60,11 +60,14 @@ class PublicResolver(AbstractResolver):
 
 
 def fetch_session(allow_private: bool) -> aiohttp.ClientSession:
-    """The session media URLs are fetched with, kept apart from the platforms' session."""
+    """The session media URLs are fetched with, kept apart from the platforms' session. It
+    keeps no cookies: the URLs of one post must not be fetched with cookies another's set."""
     connector = aiohttp.TCPConnector(
         resolver=None if allow_private else PublicResolver(), use_dns_cache=False)
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(
-        total=TOTAL_SECONDS, sock_connect=CONNECT_SECONDS, sock_read=READ_SECONDS))
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                 timeout=aiohttp.ClientTimeout(
+                                     total=TOTAL_SECONDS, sock_connect=CONNECT_SECONDS,
+                                     sock_read=READ_SECONDS))
 
 
 def _checked(url: URL, allow_private: bool, what: str) -> URL:

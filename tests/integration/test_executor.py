@@ -140,6 +140,35 @@ async def test_final_failure_is_announced_to_the_admin_webhook(
     assert SECRET not in json.dumps(announced)
 
 
+async def test_a_cookie_one_accounts_answer_sets_is_not_sent_on_later_calls(
+        rt: Runtime, receiver: WebhookReceiver) -> None:
+    """The node's platform session serves every account: a cookie a platform sets in one
+    account's answer must not ride along with another account's call, nor its own next one."""
+    sent: list[str | None] = []
+
+    async def platform(request: web.Request) -> web.Response:
+        sent.append(request.headers.get("Cookie"))
+        response = web.json_response({"id": str(len(sent))})
+        response.set_cookie("session", f"caller-{len(sent)}")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/hook", platform)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    # By name: aiohttp's usual cookie jar ignores the cookies of a host given as an address.
+    config = {"url": f"http://localhost:{server.port}/hook"}
+    try:
+        first, second = [await make_account(rt, receiver, config=config) for _ in range(2)]
+        async with running_executor(rt):
+            for account in (first, first, second):
+                _, (job,) = await make_post(rt, [account], rt.clock.now_dt())
+                await wait_state(rt, job["_id"], {JobState.SUCCEEDED})
+    finally:
+        await server.close()
+    assert sent == [None, None, None]
+
+
 async def test_permanent_error_fails_at_once(rt: Runtime, receiver: WebhookReceiver) -> None:
     receiver.script.permanent_next = 1
     account = await make_account(rt, receiver)

@@ -139,6 +139,27 @@ async def test_public_urls(media_runtime: Runtime, session: aiohttp.ClientSessio
 
 
 @pytest.mark.parametrize("backend", ["gridfs"], indirect=True)
+async def test_media_urls_are_fetched_without_cookies_earlier_fetches_were_given(
+        private_ok: MediaStore, serve: Serve) -> None:
+    """One session fetches every post's media: a cookie an origin's answer sets is not sent
+    with the next fetch, the same post's or another's."""
+    data = image("JPEG", (30, 20))
+    sent: list[str | None] = []
+
+    async def origin(request: web.Request) -> web.StreamResponse:
+        sent.append(request.headers.get("Cookie"))
+        response = web.Response(body=data)
+        response.set_cookie("session", f"fetch-{len(sent)}")
+        return response
+
+    # By name: aiohttp's usual cookie jar ignores the cookies of a host given as an address.
+    base = (await serve(origin)).replace("127.0.0.1", "localhost")
+    for n in range(2):
+        await private_ok.resolve(Content.model_validate(
+            {"text": "x", "media": [{"url": f"{base}/{n}.jpg"}]}))
+    assert sent == [None, None]
+
+
 async def test_urls_to_private_addresses_are_refused(media_runtime: Runtime,
                                                      serve: Serve) -> None:
     async def picture(_request: web.Request) -> web.Response:
