@@ -5,10 +5,10 @@ import de.bwaldvogel.mongo.exception.FailedToParseException;
 
 /**
  * The package-private and protected parts of mongo-java-server 1.47.0 that Herald's cheaper
- * write paths ({@code herald.mongodev.OperatorUpdates}, {@code herald.mongodev.TopLevelOperators},
- * {@code herald.mongodev.Inserts}) reuse,
+ * write paths ({@code herald.mongodev.OperatorUpdates}, {@code herald.mongodev.Inserts}) reuse,
  * so that they apply update operators, validate, count sizes, store documents and keep unique
- * indexes with the library's own code rather than a copy of it.
+ * indexes with the library's own code rather than a copy of it ({@code TopLevelOperators},
+ * which applies four operators itself, takes the library's arithmetic and equality from here).
  * It lives in the library's package for that reason only; it adds no behaviour.
  */
 public final class LibraryAccess {
