@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -18,24 +19,32 @@ _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*)
 REDACTED = "[redacted]"
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    """Keys are few (field names), so each is matched once: every log line is redacted."""
+    return SECRET_KEYS.search(key) is not None
+
+
 def redact(value: Any) -> Any:
     """Mask secret-looking keys at any depth and passwords embedded in URLs."""
+    if isinstance(value, str):
+        # A URL's password comes before an `@`: most strings have none and skip the pattern.
+        return _URL_PASSWORD.sub(rf"\g<scheme>\g<user>:{REDACTED}@", value) if "@" in value \
+            else value
     if isinstance(value, Mapping):
         return {
-            k: REDACTED if isinstance(k, str) and SECRET_KEYS.search(k) else redact(v)
+            k: REDACTED if isinstance(k, str) and _secret_key(k) else redact(v)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(rf"\g<scheme>\g<user>:{REDACTED}@", value)
     return value
 
 
 def _redact_processor(
     _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    return dict(redact(dict(event_dict)))
+    return dict(redact(event_dict))
 
 
 def configure_logging(
