@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -99,6 +100,20 @@ def cpu_seconds(pids: list[int]) -> float:
         if fields:
             total += int(fields[11]) + int(fields[12])
     return total / ticks
+
+
+def settle(pids: list[int], idle: float = 0.05, bound: float = 60.0) -> float:
+    """Wait until the processes have used less than `idle` of a core over 2 s (at most `bound`
+    seconds); the seconds waited. The development server's JVM goes on collecting garbage and
+    compiling for a while after heavy use, so a measurement started at once would pay for the
+    work before it."""
+    started = time.monotonic()
+    while pids and time.monotonic() - started < bound:
+        before = cpu_seconds(pids)
+        time.sleep(2)
+        if cpu_seconds(pids) - before < 2 * idle:
+            break
+    return time.monotonic() - started
 
 
 def append_results(title: str, body: str) -> None:

@@ -57,6 +57,7 @@ from bench.common import (  # noqa: E402
     machine,
     peak_rss_mib,
     percentile,
+    settle,
 )
 from tools import devservers  # noqa: E402
 from tools.localcluster import Cluster, Receiver  # noqa: E402
@@ -66,6 +67,8 @@ CONCURRENCY = 64
 WORKERS = 2
 #: Jobs created per request/call where the system has a bulk create.
 BULK = 1000
+#: Seconds a measurement waits at most for the stores to come to rest.
+SETTLE_BOUND = 60.0
 #: Far enough ahead that probe jobs never come due during the run.
 PROBE_AHEAD = timedelta(hours=2)
 READY_TIMEOUT = 120.0
@@ -368,6 +371,9 @@ def measure(system: System, workload: str, jobs: int, spread: float, timeout: fl
     env = system.env
     run = f"{workload}{uuid.uuid4().hex[:6]}"
     reset_stores(env)
+    # Every system starts on stores at rest, not on the collection and compiling the previous
+    # system left the development server doing.
+    settled = settle(env.shared_pids.get("store", []), bound=SETTLE_BOUND)
     try:
         # Inside the try: a system that fails half-way through starting is stopped too.
         pids = system.start(run)
@@ -383,6 +389,8 @@ def measure(system: System, workload: str, jobs: int, spread: float, timeout: fl
         charged = {"system": pids, **env.shared_pids}
         cpu_before = {who: cpu_seconds(p) for who, p in charged.items()}
         outcome = Outcome(system.name, workload, jobs, created)
+        if settled >= SETTLE_BOUND:
+            outcome.notes.append(f"the stores were still busy after {SETTLE_BOUND:.0f} s")
         if datetime.now(UTC) >= first:
             outcome.notes.append("creation overran the planned due time")
         deadline = time.monotonic() + (times[-1] - datetime.now(UTC)).total_seconds() + timeout
@@ -571,7 +579,8 @@ def main() -> int:
         f"- versions: {version_line}",
         f"- workloads: (a) {args.jobs} jobs due at one instant; (b) {args.jobs} jobs due evenly "
         f"over {args.spread:.0f} s; first an unrecorded burst of {args.warmup} jobs per "
-        f"system (warm-up); systems in alternating order ((a) "
+        f"system (warm-up); each measurement starts once MongoDB and Redis have used under "
+        f"5 % of a core for 2 s (at most {SETTLE_BOUND:.0f} s); systems in alternating order ((a) "
         f"{', '.join(s.name for s in systems)}; (b) the reverse); every job one signed HTTP POST "
         "to the same loopback receiver (tests/emulators/webhook.py), which answers at once",
         *[f"- {s.name}: {s.setup}" for s in systems],

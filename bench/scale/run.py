@@ -48,12 +48,12 @@ from pymongo import MongoClient  # noqa: E402
 
 from bench.common import (  # noqa: E402
     append_results,
-    cpu_seconds,
     load_average,
     machine,
     peak_rss_mib,
     percentile,
     rss_mib,
+    settle,
 )
 from scheduler.planning import new_job  # noqa: E402
 from shared.keys import Keys  # noqa: E402
@@ -192,20 +192,6 @@ def queued(client: redis.Redis, keys: Keys) -> int:
     return sum(int(client.zcard(key)) for key in keys.lanes)
 
 
-def settle(pid: int | None, idle: float = 0.05, bound: float = 120.0) -> float:
-    """Wait until the server has used less than `idle` of a core over 2 s (at most `bound`
-    seconds); the seconds waited. A bulk load of 2,000,000 documents leaves the development
-    server's JVM collecting garbage and compiling for a while; an hourly window check meets a
-    store at rest."""
-    started = time.monotonic()
-    while pid is not None and time.monotonic() - started < bound:
-        before = cpu_seconds([pid])
-        time.sleep(2)
-        if cpu_seconds([pid]) - before < 2 * idle:
-            break
-    return time.monotonic() - started
-
-
 def window_check(cluster: Cluster, old: Node, rds: redis.Redis, keys: Keys,
                  expected: int) -> tuple[float, float, float, int]:
     """Replace the scheduler with a fresh one and empty the queue; (seconds from its start to
@@ -302,8 +288,10 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
                     f"{peak_rss_mib(scheduler.pid):.0f} |")
                 peaks += [peak_rss_mib(executor.pid), peak_rss_mib(scheduler.pid)]
                 print("  " + lines[-1], flush=True)
+            # The bulk load of 2,000,000 documents leaves the server's JVM collecting and
+            # compiling for a while; an hourly window check meets a store at rest.
             print("waiting for the store to settle …", flush=True)
-            waited = settle(mongo_pid)
+            waited = settle([mongo_pid] if mongo_pid is not None else [], bound=120)
             print("window check with a fresh scheduler …", flush=True)
             to_leader, seconds, peak, count = window_check(cluster, scheduler, rds, keys,
                                                            args.due)
