@@ -384,7 +384,7 @@ def measure(system: System, workload: str, jobs: int, spread: float, timeout: fl
         times = [first + timedelta(seconds=step * i) for i in range(jobs)]
         offset = env.receiver.state_file.stat().st_size if env.receiver.state_file.exists() else 0
         print(f"  {system.name} ({workload}): creating {jobs} jobs due from {first:%H:%M:%S} "
-              f"(probe: {rate:.0f}/s)", flush=True)
+              f"(probe: {rate:.0f}/s; stores at rest after {settled:.0f} s)", flush=True)
         created = system.create(run, times)
         charged = {"system": pids, **env.shared_pids}
         cpu_before = {who: cpu_seconds(p) for who, p in charged.items()}
