@@ -15,8 +15,12 @@ redis-server (Herald, BullMQ, APScheduler's event broker), started here on free 
 each run gets fresh databases and an emptied Redis. Node packages: `make bench-peers` installs
 them from package-lock.json into bench/peers/node_modules.
 
+With `--rounds N` each workload runs N times, the order reversed each time; the ratios are
+then given per round (the systems of a round ran back to back, on the same minute of the
+machine) and as their median.
+
 usage: bench/peers/run.py [--jobs 5000] [--systems herald,bullmq,agenda,apscheduler]
-                          [--workloads a,b] [--spread 60] [--no-record]
+                          [--workloads a,b] [--rounds 1] [--spread 60] [--no-record]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import json
 import os
 import queue
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +40,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
@@ -104,6 +109,7 @@ class Outcome:
     workload: str
     jobs: int
     created_per_s: float
+    round: int = 1
     delivered: int = 0
     repeats: int = 0
     jobs_per_s: float = 0.0
@@ -473,8 +479,9 @@ def table(outcomes: list[Outcome], ceiling: dict[str, Any]) -> str:
             notes.append(f"{o.repeats} repeats")
         if o.system == "Herald" and o.workload == "a":
             notes.append(f"{o.jobs_per_s / claim:.2f}x the store's {claim:,.0f} claims/s")
+        workload = f"({o.workload})" if o.round == 1 else f"({o.workload}) round {o.round}"
         lines.append(
-            f"| ({o.workload}) | {o.system} | {o.delivered}/{o.jobs} | {o.jobs_per_s:,.0f} | "
+            f"| {workload} | {o.system} | {o.delivered}/{o.jobs} | {o.jobs_per_s:,.0f} | "
             f"{o.p50:.3f} / {o.p99:.3f} / {o.max:.3f} | "
             f"{o.rss_max_mib:.0f} / {o.rss_total_mib:.0f} ({o.processes} proc) | "
             f"{o.cpu_ms.get('system', 0):.2f} / {o.cpu_ms.get('store', 0):.2f} / "
@@ -484,24 +491,38 @@ def table(outcomes: list[Outcome], ceiling: dict[str, Any]) -> str:
 
 
 def ratios(outcomes: list[Outcome]) -> list[str]:
-    """The issue's targets as ratios, for the reader; figures, not asserts."""
-    by = {(o.system, o.workload): o for o in outcomes}
-    lines = []
-    herald = by.get(("Herald", "a"))
-    if herald:
-        for peer in ("BullMQ", "Agenda", "APScheduler"):
-            other = by.get((peer, "a"))
-            if other and other.jobs_per_s:
-                lines.append(f"Herald / {peer} jobs/s in (a): "
-                             f"{herald.jobs_per_s / other.jobs_per_s:.2f}x")
-        bull = by.get(("BullMQ", "a")) or by.get(("BullMQ", "b"))
-        if bull:
-            lines.append(f"Herald `POST /posts/batch` / BullMQ `addBulk` creation rate: "
-                         f"{herald.created_per_s / bull.created_per_s:.2f}x")
-    herald_b = by.get(("Herald", "b"))
-    if herald_b:
-        lines.append(f"Herald lateness p99 in (b): {herald_b.p99 * 1000:.0f} ms")
-    return lines
+    """The issue's targets as ratios, for the reader; figures, not asserts. Each ratio pairs
+    the outcomes of one round; with several rounds, their median leads."""
+    by = {(o.system, o.workload, o.round): o for o in outcomes}
+    rounds = sorted({o.round for o in outcomes})
+
+    def line(label: str, figures: list[float], unit: str) -> str | None:
+        if not figures:
+            return None
+        if len(figures) == 1:
+            return f"{label}: {figures[0]:.2f}{unit}"
+        each = ", ".join(f"{f:.2f}{unit}" for f in figures)
+        return f"{label}: median {statistics.median(figures):.2f}{unit} (rounds: {each})"
+
+    def paired(peer: str, workload: str, value: Callable[[Outcome], float]) -> list[float]:
+        found = []
+        for n in rounds:
+            herald, other = by.get(("Herald", "a", n)), by.get((peer, workload, n))
+            if herald and other and value(other):
+                found.append(value(herald) / value(other))
+        return found
+
+    lines = [line(f"Herald / {peer} jobs/s in (a)", paired(peer, "a", lambda o: o.jobs_per_s),
+                  "x") for peer in ("BullMQ", "Agenda", "APScheduler")]
+    created = paired("BullMQ", "a", lambda o: o.created_per_s) or paired(
+        "BullMQ", "b", lambda o: o.created_per_s)
+    lines.append(line("Herald `POST /posts/batch` / BullMQ `addBulk` creation rate", created, "x"))
+    late = [by[("Herald", "b", n)].p99 * 1000 for n in rounds if ("Herald", "b", n) in by]
+    if late:
+        lines.append(f"Herald lateness p99 in (b): {statistics.median(late):.0f} ms"
+                     + (f" (median; rounds: {', '.join(f'{x:.0f}' for x in late)} ms)"
+                        if len(late) > 1 else ""))
+    return [text for text in lines if text is not None]
 
 
 DEV_SERVER_NOTE = """\
@@ -535,6 +556,8 @@ def main() -> int:
                              "system pays alone for the servers' start (the development "
                              "MongoDB server's JIT compiles its paths over the first tens of "
                              "thousands of writes); default: as many as --jobs; 0: none")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="times each workload runs, the order reversed each time")
     parser.add_argument("--no-record", action="store_true", help="do not append to results.md")
     args = parser.parse_args()
     if args.warmup is None:
@@ -562,14 +585,17 @@ def main() -> int:
                 measure(system, "a", args.warmup, args.spread, args.timeout)
         order = list(systems)
         for workload in [w.strip() for w in args.workloads.split(",") if w.strip()]:
-            print(f"workload ({workload}):", flush=True)
-            for system in order:
-                outcome = measure(system, workload, args.jobs, args.spread, args.timeout)
-                print(f"    {outcome.delivered}/{outcome.jobs} delivered, "
-                      f"{outcome.jobs_per_s:,.0f} jobs/s, lateness p99 {outcome.p99:.3f} s, "
-                      f"created {outcome.created_per_s:,.0f}/s", flush=True)
-                outcomes.append(outcome)
-            order.reverse()
+            for n in range(1, args.rounds + 1):
+                print(f"workload ({workload}), round {n}:", flush=True)
+                for system in order:
+                    outcome = measure(system, workload, args.jobs, args.spread, args.timeout)
+                    outcome.round = n
+                    print(f"    {outcome.delivered}/{outcome.jobs} delivered, "
+                          f"{outcome.jobs_per_s:,.0f} jobs/s, lateness p99 "
+                          f"{outcome.p99:.3f} s, created {outcome.created_per_s:,.0f}/s",
+                          flush=True)
+                    outcomes.append(outcome)
+                order.reverse()
         version_line = versions(env, systems)
         reset_stores(env)
     summary = table(outcomes, ceiling)
@@ -581,7 +607,8 @@ def main() -> int:
         f"over {args.spread:.0f} s; first an unrecorded burst of {args.warmup} jobs per "
         f"system (warm-up); each measurement starts once MongoDB and Redis have used under "
         f"5 % of a core for 2 s (at most {SETTLE_BOUND:.0f} s); systems in alternating order ((a) "
-        f"{', '.join(s.name for s in systems)}; (b) the reverse); every job one signed HTTP POST "
+        f"{', '.join(s.name for s in systems)}, then the reverse each time; {args.rounds} "
+        f"round(s) per workload); every job one signed HTTP POST "
         "to the same loopback receiver (tests/emulators/webhook.py), which answers at once",
         *[f"- {s.name}: {s.setup}" for s in systems],
         f"- store ceiling (bench/store_probe, same server, 10,000 documents): "
