@@ -44,7 +44,8 @@ def redact(value: Any) -> Any:
 def _redact_processor(
     _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    return dict(redact(event_dict))
+    redacted: dict[str, Any] = redact(event_dict)  # a new dict: the input is a mapping
+    return redacted
 
 
 def configure_logging(

@@ -496,13 +496,16 @@ def ratios(outcomes: list[Outcome]) -> list[str]:
     by = {(o.system, o.workload, o.round): o for o in outcomes}
     rounds = sorted({o.round for o in outcomes})
 
-    def line(label: str, figures: list[float], unit: str) -> str | None:
+    def line(label: str, figures: list[float], show: Callable[[float], str]) -> str | None:
         if not figures:
             return None
         if len(figures) == 1:
-            return f"{label}: {figures[0]:.2f}{unit}"
-        each = ", ".join(f"{f:.2f}{unit}" for f in figures)
-        return f"{label}: median {statistics.median(figures):.2f}{unit} (rounds: {each})"
+            return f"{label}: {show(figures[0])}"
+        each = ", ".join(show(f) for f in figures)
+        return f"{label}: median {show(statistics.median(figures))} (rounds: {each})"
+
+    def ratio(figure: float) -> str:
+        return f"{figure:.2f}x"
 
     def paired(peer: str, workload: str, value: Callable[[Outcome], float]) -> list[float]:
         found = []
@@ -513,15 +516,13 @@ def ratios(outcomes: list[Outcome]) -> list[str]:
         return found
 
     lines = [line(f"Herald / {peer} jobs/s in (a)", paired(peer, "a", lambda o: o.jobs_per_s),
-                  "x") for peer in ("BullMQ", "Agenda", "APScheduler")]
+                  ratio) for peer in ("BullMQ", "Agenda", "APScheduler")]
     created = paired("BullMQ", "a", lambda o: o.created_per_s) or paired(
         "BullMQ", "b", lambda o: o.created_per_s)
-    lines.append(line("Herald `POST /posts/batch` / BullMQ `addBulk` creation rate", created, "x"))
+    lines.append(line("Herald `POST /posts/batch` / BullMQ `addBulk` creation rate", created,
+                      ratio))
     late = [by[("Herald", "b", n)].p99 * 1000 for n in rounds if ("Herald", "b", n) in by]
-    if late:
-        lines.append(f"Herald lateness p99 in (b): {statistics.median(late):.0f} ms"
-                     + (f" (median; rounds: {', '.join(f'{x:.0f}' for x in late)} ms)"
-                        if len(late) > 1 else ""))
+    lines.append(line("Herald lateness p99 in (b)", late, lambda ms: f"{ms:.0f} ms"))
     return [text for text in lines if text is not None]
 
 
