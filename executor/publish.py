@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -20,7 +20,7 @@ from pymongo.errors import PyMongoError
 from executor.lease import LeaseKeeper
 from executor.retry import Action, decide
 from shared import pause
-from shared.coalesce import reader, updater
+from shared.coalesce import Rendezvous, Seat, by_id, reader, updater
 from shared.credentials import CredentialKeeper, Keyed
 from shared.generation.compose import Composed
 from shared.generation.errors import GenerationFailed
@@ -66,8 +66,6 @@ from shared.store import Doc
 log = get_logger(__name__)
 
 CLAIMABLE = (JobState.PENDING, JobState.STAGED, JobState.RETRY_WAIT)
-#: The scope of `pause.current`: all publishing.
-CLUSTER = "cluster"
 #: A claim accepts jobs due within the worker's lead plus this much clock rounding. A queue
 #: entry popped earlier (left over from an earlier schedule) is not claimed.
 CLAIM_ROUNDING = timedelta(milliseconds=50)
@@ -87,25 +85,50 @@ class LeaseLost(Exception):
 class Runner(Protocol):
     """The work done on one claimed job (`Run`, executor.generate's `GenerationRun`)."""
 
+    job: Doc
+
     async def execute(self) -> None: ...
 
     async def queue_again(self) -> None:
         """Queue what the run asked for, once the job's lock is released."""
 
 
+@dataclasses.dataclass(frozen=True)
+class BatchReads:
+    """What the checks of a claimed batch's jobs read, read once for the whole batch: their
+    posts and accounts by id, the cluster-wide pause, and the seconds each account's platform
+    hold has left. A Redis error met reading the last two is kept, and raised in each job's
+    run at the check that needs it, where it steps the job back as a per-job read would."""
+
+    posts: dict[str, Doc]
+    accounts: dict[str, Doc]
+    paused: Doc | None
+    holds: dict[str, float]
+    redis_error: Exception | None = None
+
+    def pause(self) -> Doc | None:
+        if self.redis_error is not None:
+            raise self.redis_error
+        return self.paused
+
+    def hold(self, account_id: str) -> float:
+        if self.redis_error is not None:
+            raise self.redis_error
+        return self.holds[account_id]
+
+
 class Publisher:
-    """Runs each popped job on its own (one task per job, one platform call per job), while
-    the round trips of jobs that reach the same step together go out as one (DESIGN §5,
-    "Batches, not round trips"): their locks in one pipeline, their claims in one
-    `update_many` and one read-back, their fenced moves in one `bulk_write`, their releases in
-    one pipeline. Batching changes the round trips, never the fencing: each job's writes are
-    still filtered on its own `lease_seq`."""
+    """Takes a popped batch's locks, claims and reads together, then runs each claimed job on
+    its own (one task per job, one platform call per job), while the round trips of jobs that
+    reach the same later step together still go out as one (DESIGN §5, "Batches, not round
+    trips"): their fenced moves in one `bulk_write` (the batch's outcomes once its platform
+    calls have ended), their releases in one pipeline. Batching changes the round trips, never
+    the fencing: each job's writes are still filtered on its own `lease_seq`."""
 
     def __init__(self, rt: Runtime, notifier: Notifier) -> None:
         self.rt = rt
         self.notifier = notifier
         self.posts = reader(rt.store.posts)
-        self.accounts = reader(rt.store.accounts)
         self.keeper = CredentialKeeper(rt, notifier)
         self.leases = LeaseKeeper(rt)
         self.complete_post = updater(rt.store.posts, {"status": str(PostStatus.SCHEDULED)},
@@ -116,42 +139,85 @@ class Publisher:
         self.moving: DataLoader[FencedMove, bool] = DataLoader(self._move_batch, cache=False)
         self.releasing: DataLoader[RenewedLock, None] = DataLoader(self._release_batch,
                                                                    cache=False)
-        self.holds: DataLoader[list[str], float] = DataLoader(rt.budgets.held_for_many,
-                                                              cache=False)
         self.rates: DataLoader[Rate, float] = DataLoader(rt.budgets.take_many, cache=False)
-        self.paused: DataLoader[str, Doc | None] = DataLoader(self._pause_batch, cache=False)
 
     def provider(self, platform: str) -> Provider:
         return self.rt.provider(platform)
 
-    async def run(self, job_id: str) -> None:
-        await self.leased(job_id, self._claim, Run)
-
-    async def _claim(self, job_id: str) -> Doc | None:
+    async def claim(self, job_ids: list[str]) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        """A popped batch's locks, claims and reads, each once for the batch; returned is the
+        run of each job claimed, for the caller to start as a task of its own. A job whose
+        lock or claim was not won is left to whoever holds it."""
+        rt = self.rt
+        locks = {job_id: RenewedLock(rt.redis, rt.keys.job_lock(job_id),
+                                     rt.settings.lease_ttl_seconds) for job_id in job_ids}
+        taken = await self.locking.load_many(list(locks.values()))
+        won = {job_id: lock for (job_id, lock), ok in zip(locks.items(), taken, strict=True) if ok}
         try:
-            return await self.claiming.load(job_id)
+            claimed = await self.claiming.load_many(list(won))
         except PyMongoError:
-            # Not claimed, so still waiting: put it back rather than leave it to the sweep.
-            await self.rt.queue.stage(job_id, self.rt.clock.now_dt(), "high")
+            # Not claimed, so still waiting: put them back rather than leave them to the sweep.
+            await self.releasing.load_many(list(won.values()))
+            for job_id in won:
+                await rt.queue.stage(job_id, rt.clock.now_dt(), "high")
             raise
+        unclaimed = [won[job_id] for job_id, job in zip(won, claimed, strict=True) if job is None]
+        if unclaimed:
+            await self.releasing.load_many(unclaimed)
+        jobs = [job for job in claimed if job is not None]
+        if not jobs:
+            return []
+        try:
+            reads = await self.read(jobs)
+        except BaseException:
+            await self.releasing.load_many([won[job["_id"]] for job in jobs])
+            raise
+        # Written together once all the batch's platform calls have ended, or the outcome wait
+        # after the first ended: a slow call holds the others back no longer than that.
+        outcomes = Rendezvous(self._move_batch, rt.settings.executor_outcome_wait_ms / 1000)
+        return [(job["_id"], self._claimed(Run(self, job, won[job["_id"]], reads,
+                                               outcomes.seat()),
+                                           won[job["_id"]])) for job in jobs]
+
+    async def read(self, jobs: list[Doc]) -> BatchReads:
+        """The reads the jobs' checks need (BatchReads), in four round trips for any number."""
+        rt = self.rt
+        posts = await by_id(rt.store.posts, list({job["post_id"] for job in jobs}))
+        accounts = await by_id(rt.store.accounts, list({job["account_id"] for job in jobs}))
+        scopes = {job["account_id"]: _hold_scopes(job["account_id"], job["platform"])
+                  for job in jobs}
+        try:
+            paused = await pause.current(rt)
+            waits = await rt.budgets.held_for_many(list(scopes.values()))
+        except REDIS_ERRORS as exc:
+            return BatchReads(posts, accounts, None, {}, exc)
+        return BatchReads(posts, accounts, paused, dict(zip(scopes, waits, strict=True)))
 
     async def leased(self, job_id: str, claim: Callable[[str], Awaitable[Doc | None]],
                      runner: Callable[[Publisher, Doc, RenewedLock], Runner]) -> None:
         """Run one job's work under its lock and its claim's lease: the lock taken, the job
-        claimed (`claim`), the lease kept while `runner` executes, the lock released, and
-        then whatever the run queues again."""
+        claimed (`claim`), and the claimed job run (`runner`) as `_claimed` runs it."""
         rt = self.rt
         lock = RenewedLock(rt.redis, rt.keys.job_lock(job_id), rt.settings.lease_ttl_seconds)
         if not await self.locking.load(lock):
             return
-        run: Runner | None = None
         try:
             job = await claim(job_id)
-            if job is None:
-                return
-            with structlog.contextvars.bound_contextvars(job_id=job_id):
+        except BaseException:
+            await self.releasing.load(lock)
+            raise
+        if job is None:
+            await self.releasing.load(lock)
+            return
+        await self._claimed(runner(self, job, lock), lock)
+
+    async def _claimed(self, run: Runner, lock: RenewedLock) -> None:
+        """A claimed job's work: the lease kept while `run` executes, the lock released, and
+        then whatever the run queues again."""
+        job = run.job
+        try:
+            with structlog.contextvars.bound_contextvars(job_id=job["_id"]):
                 held = self.leases.keep(job, lock)
-                run = runner(self, job, lock)
                 try:
                     await run.execute()
                 except LeaseLost:
@@ -161,10 +227,9 @@ class Publisher:
                     self.leases.drop(held)
         finally:
             await self.releasing.load(lock)
-        if run is not None:
-            # Queued only once the lock is free: a retry due at once would otherwise be popped
-            # by an executor that cannot take the lock, and dropped.
-            await run.queue_again()
+        # Queued only once the lock is free: a retry due at once would otherwise be popped by
+        # an executor that cannot take the lock, and dropped.
+        await run.queue_again()
 
     async def settle_post(self, post: Doc) -> None:
         """A one-off post whose jobs are all finished is completed."""
@@ -179,10 +244,6 @@ class Publisher:
             )
         if unfinished is None:
             await self.complete_post.load(post["_id"])
-
-    async def _pause_batch(self, scopes: list[str]) -> list[Doc | None]:
-        """Whether publishing is paused, read once for the jobs that ask together."""
-        return [await pause.current(self.rt)] * len(scopes)
 
     async def _lock_batch(self, locks: list[RenewedLock]) -> list[bool]:
         EXECUTOR_BATCH_SIZE.labels(step="lock").observe(len(locks))
@@ -215,11 +276,17 @@ class Publisher:
 class Run:
     """The steps of one claimed job; every write is fenced on the claim's lease_seq."""
 
-    def __init__(self, publisher: Publisher, job: Doc, lock: RenewedLock) -> None:
+    def __init__(self, publisher: Publisher, job: Doc, lock: RenewedLock,
+                 reads: BatchReads | None = None,
+                 outcome: Seat[FencedMove, bool] | None = None) -> None:
         self.p = publisher
         self.rt = publisher.rt
         self.job = job
         self.lock = lock
+        #: Read with the rest of its batch (Publisher.claim), else at the start of `execute`.
+        self.reads = reads
+        #: Where the outcome after the platform call is written with its batch's.
+        self.outcome = outcome
         self.fence: int = job["lease_seq"]
         #: The job's state as this run last wrote it.
         self.state = JobState.RUNNING
@@ -236,10 +303,14 @@ class Run:
                    inc: dict[str, int] | None = None,
                    push: dict[str, Any] | None = None) -> None:
         """A fenced transition, written together with the other jobs' that reach a move at
-        the same time; LeaseLost when it matched nothing."""
-        written = await self.p.moving.load(FencedMove(
-            self.job, self.fence, (expect,), to, reason, set_fields=set_fields or {},
-            unset=unset, inc=inc, push=push))
+        the same time (the outcome, with the rest of its batch's outcomes); LeaseLost when it
+        matched nothing."""
+        move = FencedMove(self.job, self.fence, (expect,), to, reason,
+                          set_fields=set_fields or {}, unset=unset, inc=inc, push=push)
+        if self.state == JobState.PUBLISHING and self.outcome is not None:
+            written = await self.outcome.ask(move)
+        else:
+            written = await self.p.moving.load(move)
         if not written:
             raise LeaseLost(self.job["_id"])
         self.state = to
@@ -256,14 +327,18 @@ class Run:
 
     async def execute(self) -> None:
         try:
-            ready = await self._prepare()
-        except REDIS_ERRORS as exc:
-            if self.state != JobState.RUNNING:
-                raise
-            await self._step_back(exc)
-            return
-        if ready is not None:
-            await self._publish(*ready)
+            try:
+                ready = await self._prepare()
+            except REDIS_ERRORS as exc:
+                if self.state != JobState.RUNNING:
+                    raise
+                await self._step_back(exc)
+                return
+            if ready is not None:
+                await self._publish(*ready)
+        finally:
+            if self.outcome is not None:
+                self.outcome.leave()
 
     async def _prepare(
         self,
@@ -271,13 +346,14 @@ class Run:
         """Everything up to the `publishing` mark: the checks that may settle, park or defer
         the job, then the mark; None when the job was settled here."""
         rt, job = self.rt, self.job
-        post = await self.p.posts.load(job["post_id"])
+        reads = self.reads or await self.p.read([job])
+        post = reads.posts.get(job["post_id"])
         if not await self._post_is_live(post):
             return None
         assert post is not None
         if await self._missed(post):
             return None
-        account = await self.p.accounts.load(job["account_id"])
+        account = reads.accounts.get(job["account_id"])
         if account is None:
             await self._fail(post, "the account was deleted", expect=JobState.RUNNING)
             return None
@@ -285,14 +361,14 @@ class Run:
         if status != "active":
             await self._wait_for_account(JobState.RUNNING, f"the account is {status}")
             return None
-        if await self.p.paused.load(CLUSTER) is not None:
+        if reads.pause() is not None:
             # Publishing is paused cluster-wide: wait as for a disabled account, consuming no
             # attempt; `POST /cluster/resume` queues the job again at once.
             await self._reschedule(JobState.RUNNING, JobState.RETRY_WAIT, "publishing is paused",
                                    rt.clock.now_dt() + pause.RECHECK, consumed=False,
                                    extra={"waiting_on": "pause"})
             return None
-        if await self._held(account) or await self._over_budget(account):
+        if await self._held(account, reads) or await self._over_budget(account):
             return None
         provider = self.p.provider(account["platform"])
         try:
@@ -433,10 +509,10 @@ class Run:
         self.rt.spawn(self.p.notifier.notify("job.missed", self._payload(reason)), "notify")
         await self.p.settle_post(post)
 
-    async def _held(self, account: Doc) -> bool:
+    async def _held(self, account: Doc, reads: BatchReads) -> bool:
         """The platform said the account's or the app's allowance is spent (a scoped 429):
         wait for the time it named without calling it."""
-        wait = await self.p.holds.load(_hold_scopes(account["_id"], account["platform"]))
+        wait = reads.hold(account["_id"])
         if wait <= 0:
             return False
         RATE_LIMIT_DEFERRALS.labels(platform=account["platform"], source="hold").inc()

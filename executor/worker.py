@@ -42,7 +42,10 @@ class Worker:
         #: that the claim and the reads are done when the due time comes and only the platform
         #: call remains.
         self._lead_ms = rt.settings.executor_lead_ms
-        self._in_flight: set[asyncio.Task[None]] = set()
+        #: Each task in flight and the slots it holds: a popped batch's claim holds one per
+        #: job popped, until it has started a task for each job it claimed.
+        self._in_flight: dict[asyncio.Task[None], int] = {}
+        self._busy = 0
         self._refill_batch = max(1, concurrency // 2)
         #: When the first slot freed since the last pop was freed (loop time).
         self._freed_at: float | None = None
@@ -61,7 +64,7 @@ class Worker:
                 await listener
 
     async def _cycle(self) -> None:
-        free = self._concurrency - len(self._in_flight)
+        free = self._concurrency - self._busy
         wait = self._refill_wait(free)
         if wait > 0:
             # A finished job sets the event again, so a wake-up message that came meanwhile
@@ -80,10 +83,10 @@ class Worker:
             log.warning("pop_failed", error=type(exc).__name__)
             await asyncio.sleep(ERROR_BACKOFF)
             return
-        for job_id in popped.job_ids:
-            self._start(self._publisher.run(job_id), job_id)
+        if popped.job_ids:
+            self._start(self._claim(popped.job_ids), popped.job_ids)
         for job_id in popped.generations:
-            self._start(self._generator.run(job_id), job_id)
+            self._start(self._generator.run(job_id), [job_id])
         if len(popped.job_ids) + len(popped.generations) == free:
             return
         if popped.next_due_ms is None:
@@ -117,30 +120,39 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), min(seconds, MAX_SLEEP))
 
-    def _start(self, work: Coroutine[Any, Any, None], job_id: str) -> None:
-        task = asyncio.create_task(self._guarded(work, job_id), name=f"job {job_id}")
-        self._in_flight.add(task)
-        JOBS_IN_FLIGHT.set(len(self._in_flight))
+    async def _claim(self, job_ids: list[str]) -> None:
+        """Claim a popped batch together, then run each job it won on a task of its own."""
+        for job_id, work in await self._publisher.claim(job_ids):
+            self._start(work, [job_id])
+
+    def _start(self, work: Coroutine[Any, Any, None], job_ids: list[str]) -> None:
+        task = asyncio.create_task(self._guarded(work, job_ids), name=f"job {job_ids[0]}")
+        self._in_flight[task] = len(job_ids)
+        self._busy += len(job_ids)
+        JOBS_IN_FLIGHT.set(self._busy)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._busy -= self._in_flight.pop(task)
         if self._freed_at is None:
             self._freed_at = asyncio.get_running_loop().time()
-        JOBS_IN_FLIGHT.set(len(self._in_flight))
+        JOBS_IN_FLIGHT.set(self._busy)
         self._wake.set()
 
-    async def _guarded(self, work: Coroutine[Any, Any, None], job_id: str) -> None:
-        """A failure here leaves the job to the lease expiry and the recovery sweep."""
+    async def _guarded(self, work: Coroutine[Any, Any, None], job_ids: list[str]) -> None:
+        """A failure here leaves the jobs to the lease expiry and the recovery sweep."""
+        job_id = job_ids[0] if len(job_ids) == 1 else None
         try:
             await work
         except PyMongoError as exc:
             self._store_suspect = True
-            log.warning("job_interrupted", job_id=job_id, error=type(exc).__name__)
+            log.warning("job_interrupted", job_id=job_id, jobs=len(job_ids),
+                        error=type(exc).__name__)
         except REDIS_ERRORS as exc:
-            log.warning("job_interrupted", job_id=job_id, error=type(exc).__name__)
+            log.warning("job_interrupted", job_id=job_id, jobs=len(job_ids),
+                        error=type(exc).__name__)
         except Exception:
-            log.exception("job_crashed", job_id=job_id)
+            log.exception("job_crashed", job_id=job_id, jobs=len(job_ids))
 
     async def _listen(self) -> None:
         """Wake the loop on every staging message; resubscribe after Redis comes back."""
@@ -160,5 +172,10 @@ class Worker:
         """Stop popping and give in-flight jobs up to `grace_seconds` to finish."""
         self._stopping = True
         self._wake.set()
-        if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=grace_seconds)
+        deadline = asyncio.get_running_loop().time() + grace_seconds
+        # A claim finishing meanwhile starts its jobs' tasks: wait for those too.
+        while self._in_flight:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            await asyncio.wait(set(self._in_flight), timeout=left)

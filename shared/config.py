@@ -123,6 +123,11 @@ class Settings(StoreSettings):
     #: How far ahead of its due time a job is popped and claimed, so that only the platform
     #: call is left when the time comes; raise it when the store is far away (ms of round trip).
     executor_lead_ms: int = Field(100, ge=0, le=60_000, validation_alias="HERALD_EXECUTOR_LEAD_MS")
+    #: How long the outcomes of a claimed batch wait for the batch's slower platform calls, to
+    #: be written together: longer makes fewer, larger writes and frees slots later.
+    executor_outcome_wait_ms: int = Field(
+        10, ge=0, le=5_000, validation_alias="HERALD_EXECUTOR_OUTCOME_WAIT_MS"
+    )
     retry_base_seconds: PositiveSeconds = Field(60, validation_alias="HERALD_RETRY_BASE_SECONDS")
     retry_max_attempts: int = Field(3, ge=1, le=100, validation_alias="HERALD_RETRY_MAX_ATTEMPTS")
     notify_webhook_url: str | None = Field(None, validation_alias="HERALD_NOTIFY_WEBHOOK_URL")

@@ -525,3 +525,41 @@ async def test_a_wake_up_while_every_slot_is_busy_leaves_the_loop_running(
         await wait_state(rt, busy["_id"], {JobState.SUCCEEDED})
         await wait_state(rt, woken["_id"], {JobState.SUCCEEDED})
     assert sorted(accepted(receiver)) == sorted([busy["_id"], woken["_id"]])
+
+
+async def test_a_batchs_outcomes_are_written_together_and_a_slow_call_holds_back_none(
+        settings: Settings, receiver: WebhookReceiver) -> None:
+    """Eight jobs due together are claimed as one batch (a 3 s lead). Seven platform calls end
+    over 200 ms (three receivers answering after 0, 100 and 200 ms), yet their outcomes go out
+    in one write; the eighth call answers after 4 s and holds the others back only for the
+    outcome wait (1 s here): the seven are recorded while it is still `publishing`, and it is
+    recorded on its own once its answer comes."""
+    receivers = [WebhookReceiver(SECRET, delay=delay) for delay in (0.1, 0.2, 4.0)]
+    for extra in receivers:
+        await extra.start()
+    runtime = await Runtime.open(settings.model_copy(update={
+        "executor_lead_ms": 3000, "executor_outcome_wait_ms": 1000, "lease_ttl_seconds": 30}))
+    try:
+        fast_accounts = [await make_account(runtime, r) for r in (receiver, *receivers[:2])]
+        slow_account = await make_account(runtime, receivers[2])
+        due = runtime.clock.now_dt() + timedelta(seconds=2)
+        fast = [(await make_post(runtime, [fast_accounts[n % 3]], due, text=f"fast {n}"))[1][0]
+                for n in range(7)]
+        _, (slow,) = await make_post(runtime, [slow_account], due, text="slow")
+        async with running_executor(runtime, concurrency=16):
+            for job in [*fast, slow]:
+                await wait_state(runtime, job["_id"], {JobState.RUNNING})
+            done = [await wait_state(runtime, job["_id"], {JobState.SUCCEEDED}) for job in fast]
+            still = await runtime.store.jobs.find_one({"_id": slow["_id"]})
+            assert still is not None and still["state"] == JobState.PUBLISHING
+            recorded = await wait_state(runtime, slow["_id"], {JobState.SUCCEEDED})
+        assert len({doc["write_token"] for doc in done}) == 1
+        assert recorded["write_token"] != done[0]["write_token"]
+        assert sorted(accepted(receiver) + accepted(receivers[0]) + accepted(receivers[1])) \
+            == sorted(job["_id"] for job in fast)
+        assert accepted(receivers[2]) == [slow["_id"]]
+    finally:
+        await runtime.store.client.drop_database(runtime.store.db.name)
+        await runtime.close()
+        for extra in receivers:
+            await extra.stop()
