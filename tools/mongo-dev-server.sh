@@ -29,4 +29,7 @@ if stale; then
 fi
 
 [[ "${1:-}" == "--build-only" ]] && exit 0
-exec java -Xmx2g -jar "$jar" "$@"
+# A fixed young generation of 512 MiB: a burst of inserts is almost all short-lived garbage,
+# which G1's adaptive sizing collected every few hundred posts, and now and then in a storm
+# (bench/results.md, "The development server's young generation").
+exec java -Xmx2g -Xmn512m -jar "$jar" "$@"
