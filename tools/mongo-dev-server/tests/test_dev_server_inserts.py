@@ -101,7 +101,8 @@ def variant(gen: Generator, ids: list[Any]) -> Doc:
     elif r < 0.12:
         doc["_id"] = [1, 2]  # an array _id is refused
     elif r < 0.16:
-        doc["_id"] = rng.choice([{"a": 1, "b": [2]}, 7, 7.0, Int64(7), None, ObjectId()])
+        doc["_id"] = rng.choice([{"a": 1, "b": [2]}, 7, 7.0, Int64(7), None,
+                                 ObjectId(f"{gen.serial:024x}")])
     elif r < 0.22:
         # (p, s) often taken, under another number type
         doc["p"], doc["s"] = rng.randrange(4), rng.choice([0, 0.0, 1, Int64(1), -0.0])
