@@ -146,38 +146,52 @@ class Publisher:
 
     async def claim(self, job_ids: list[str]) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         """A popped batch's locks, claims and reads, each once for the batch; returned is the
-        run of each job claimed, for the caller to start as a task of its own. A job whose
-        lock or claim was not won is left to whoever holds it."""
+        run of each job claimed, for the caller to start as a task of its own."""
+        held = await self._locked(job_ids, self._claim_or_requeue)
+        if not held:
+            return []
+        try:
+            reads = await self.read([job for job, _ in held])
+        except BaseException:
+            await self.releasing.load_many([lock for _, lock in held])
+            raise
+        # Written together once all the batch's platform calls have ended, or the outcome wait
+        # after the first ended: a slow call holds the others back no longer than that.
+        outcomes = Rendezvous(self._move_batch, self.rt.settings.executor_outcome_wait_ms / 1000)
+        return [(job["_id"], self._claimed(Run(self, job, lock, reads, outcomes.seat()), lock))
+                for job, lock in held]
+
+    async def _locked(self, job_ids: list[str],
+                      claim: Callable[[list[str]], Awaitable[list[Doc | None]]],
+                      ) -> list[tuple[Doc, RenewedLock]]:
+        """The jobs won and their locks: each job's lock taken, then the jobs whose lock was
+        won claimed by `claim`. A job whose lock or claim was not won is left to whoever holds
+        it, its lock released (every lock, when the claim fails)."""
         rt = self.rt
         locks = {job_id: RenewedLock(rt.redis, rt.keys.job_lock(job_id),
                                      rt.settings.lease_ttl_seconds) for job_id in job_ids}
         taken = await self.locking.load_many(list(locks.values()))
         won = {job_id: lock for (job_id, lock), ok in zip(locks.items(), taken, strict=True) if ok}
+        if not won:
+            return []
         try:
-            claimed = await self.claiming.load_many(list(won))
-        except PyMongoError:
-            # Not claimed, so still waiting: put them back rather than leave them to the sweep.
+            claimed = await claim(list(won))
+        except BaseException:
             await self.releasing.load_many(list(won.values()))
-            for job_id in won:
-                await rt.queue.stage(job_id, rt.clock.now_dt(), "high")
             raise
         unclaimed = [won[job_id] for job_id, job in zip(won, claimed, strict=True) if job is None]
         if unclaimed:
             await self.releasing.load_many(unclaimed)
-        jobs = [job for job in claimed if job is not None]
-        if not jobs:
-            return []
+        return [(job, won[job["_id"]]) for job in claimed if job is not None]
+
+    async def _claim_or_requeue(self, job_ids: list[str]) -> list[Doc | None]:
         try:
-            reads = await self.read(jobs)
-        except BaseException:
-            await self.releasing.load_many([won[job["_id"]] for job in jobs])
+            return await self.claiming.load_many(job_ids)
+        except PyMongoError:
+            # Not claimed, so still waiting: put them back rather than leave them to the sweep.
+            for job_id in job_ids:
+                await self.rt.queue.stage(job_id, self.rt.clock.now_dt(), "high")
             raise
-        # Written together once all the batch's platform calls have ended, or the outcome wait
-        # after the first ended: a slow call holds the others back no longer than that.
-        outcomes = Rendezvous(self._move_batch, rt.settings.executor_outcome_wait_ms / 1000)
-        return [(job["_id"], self._claimed(Run(self, job, won[job["_id"]], reads,
-                                               outcomes.seat()),
-                                           won[job["_id"]])) for job in jobs]
 
     async def read(self, jobs: list[Doc]) -> BatchReads:
         """The reads the jobs' checks need (BatchReads), in four round trips for any number."""
@@ -197,19 +211,11 @@ class Publisher:
                      runner: Callable[[Publisher, Doc, RenewedLock], Runner]) -> None:
         """Run one job's work under its lock and its claim's lease: the lock taken, the job
         claimed (`claim`), and the claimed job run (`runner`) as `_claimed` runs it."""
-        rt = self.rt
-        lock = RenewedLock(rt.redis, rt.keys.job_lock(job_id), rt.settings.lease_ttl_seconds)
-        if not await self.locking.load(lock):
-            return
-        try:
-            job = await claim(job_id)
-        except BaseException:
-            await self.releasing.load(lock)
-            raise
-        if job is None:
-            await self.releasing.load(lock)
-            return
-        await self._claimed(runner(self, job, lock), lock)
+        async def claim_one(job_ids: list[str]) -> list[Doc | None]:
+            return [await claim(job_ids[0])]
+
+        for job, lock in await self._locked([job_id], claim_one):
+            await self._claimed(runner(self, job, lock), lock)
 
     async def _claimed(self, run: Runner, lock: RenewedLock) -> None:
         """A claimed job's work: the lease kept while `run` executes, the lock released, and

@@ -45,7 +45,6 @@ class Worker:
         #: Each task in flight and the slots it holds: a popped batch's claim holds one per
         #: job popped, until it has started a task for each job it claimed.
         self._in_flight: dict[asyncio.Task[None], int] = {}
-        self._busy = 0
         self._refill_batch = max(1, concurrency // 2)
         #: When the first slot freed since the last pop was freed (loop time).
         self._freed_at: float | None = None
@@ -64,7 +63,7 @@ class Worker:
                 await listener
 
     async def _cycle(self) -> None:
-        free = self._concurrency - self._busy
+        free = self._concurrency - self._busy()
         wait = self._refill_wait(free)
         if wait > 0:
             # A finished job sets the event again, so a wake-up message that came meanwhile
@@ -128,15 +127,17 @@ class Worker:
     def _start(self, work: Coroutine[Any, Any, None], job_ids: list[str]) -> None:
         task = asyncio.create_task(self._guarded(work, job_ids), name=f"job {job_ids[0]}")
         self._in_flight[task] = len(job_ids)
-        self._busy += len(job_ids)
-        JOBS_IN_FLIGHT.set(self._busy)
+        JOBS_IN_FLIGHT.set(self._busy())
         task.add_done_callback(self._finished)
 
+    def _busy(self) -> int:
+        return sum(self._in_flight.values())
+
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._busy -= self._in_flight.pop(task)
+        del self._in_flight[task]
         if self._freed_at is None:
             self._freed_at = asyncio.get_running_loop().time()
-        JOBS_IN_FLIGHT.set(self._busy)
+        JOBS_IN_FLIGHT.set(self._busy())
         self._wake.set()
 
     async def _guarded(self, work: Coroutine[Any, Any, None], job_ids: list[str]) -> None:
