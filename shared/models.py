@@ -173,7 +173,7 @@ class Media(Strict):
 
 class ThreadItem(Strict):
     text: Annotated[str, Field(min_length=1, max_length=100_000)]
-    media: Annotated[list[Media], Field(max_length=20)] = []
+    media: Annotated[list[Media], Field(max_length=20)] = Field(default_factory=list)
 
 
 class FeedSource(Strict):
@@ -213,8 +213,8 @@ class Content(Strict):
     #: Left out of a dump when unset, as content without one always was.
     title: Annotated[str, Field(min_length=1, max_length=1000)] | None = Field(
         default=None, exclude_if=_absent)
-    media: Annotated[list[Media], Field(max_length=20)] = []
-    thread: Annotated[list[ThreadItem], Field(max_length=50)] = []
+    media: Annotated[list[Media], Field(max_length=20)] = Field(default_factory=list)
+    thread: Annotated[list[ThreadItem], Field(max_length=50)] = Field(default_factory=list)
     template: Annotated[str, Field(min_length=1, max_length=10_000)] | None = Field(
         default=None, exclude_if=_absent)
     source: FeedSource | None = Field(default=None, exclude_if=_absent)

@@ -78,8 +78,11 @@ class Store:
         server_selection_timeout_ms: int = 5000,
         socket_timeout_ms: int = SOCKET_TIMEOUT_MS,
     ) -> None:
-        options: Doc = {"serverSelectionTimeoutMS": server_selection_timeout_ms}
-        if "sockettimeoutms" not in {k.lower() for k in parse_uri(uri)["options"]}:
+        given = {k.lower() for k in parse_uri(uri)["options"]}
+        options: Doc = {}
+        if "serverselectiontimeoutms" not in given:
+            options["serverSelectionTimeoutMS"] = server_selection_timeout_ms
+        if "sockettimeoutms" not in given:
             options["socketTimeoutMS"] = socket_timeout_ms
         self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
             uri, tz_aware=True, tzinfo=UTC, connect=False, **options)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pymongo import UpdateOne
 
 from scheduler.planning import materialise
+from shared.generation.feeds import Fetched
 from shared.metrics import JOBS_STAGED
 from shared.models import (
     WAITING_STATES,
@@ -74,6 +75,13 @@ async def plan(rt: Runtime, post: Doc, accounts: list[Doc] | None = None) -> lis
         ).to_list()
     created = await materialise(rt, post, accounts, until=horizon(rt))
     return await stage_due(rt, created)
+
+
+async def seed_feed(rt: Runtime, post: Doc, feed: Fetched) -> None:
+    """The items the post's feed holds now count as seen: its occurrences publish only newer
+    ones."""
+    await rt.feed_items.seed(post["_id"], post["content"]["source"]["feed"],
+                             feed.items or [], feed.validators)
 
 
 async def stage_new(rt: Runtime, jobs: list[Doc]) -> None:

@@ -6,6 +6,7 @@ written first (it is the record the executor re-reads before publishing), then i
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from typing import Annotated
@@ -15,6 +16,7 @@ from croniter import CroniterError
 from pydantic import Field, ValidationError
 
 from scheduler.api import effects
+from scheduler.api.batch import ChunkedWrites, not_created
 from scheduler.api.checks import (
     account_problems,
     content_problems,
@@ -44,9 +46,9 @@ from scheduler.api.schemas import (
 )
 from scheduler.api.wire import find_or_404, read_body, read_query, respond, runtime
 from scheduler.cron import next_occurrence
-from scheduler.planning import insert_new, plan_new
 from shared.generation.errors import GenerationFailed
 from shared.generation.feeds import Fetched
+from shared.logging import get_logger
 from shared.models import (
     WAITING_STATES,
     AtSchedule,
@@ -62,7 +64,11 @@ from shared.providers.base import ProviderError
 from shared.runtime import Runtime
 from shared.store import Doc
 
+log = get_logger(__name__)
+
 FINAL = (PostStatus.CANCELLED, PostStatus.COMPLETED)
+#: Posts a batch checks between two turns of the event loop (`create_posts`).
+YIELD_EVERY = 25
 
 
 def schedule_fields(schedule: Schedule, now: datetime, *, live: bool) -> tuple[Doc, Doc]:
@@ -147,14 +153,6 @@ async def _checked(rt: Runtime, body: PostCreate, now: datetime,
     return accounts, feed
 
 
-async def _seed(rt: Runtime, post: Doc, feed: Fetched | None) -> None:
-    """The items the post's feed holds now count as seen: its occurrences publish only newer
-    ones."""
-    if feed is not None:
-        await rt.feed_items.seed(post["_id"], post["content"]["source"]["feed"],
-                                 feed.items or [], feed.validators)
-
-
 def _new_post(body: PostCreate, now: datetime) -> Doc:
     return {
         "_id": new_id(),
@@ -180,7 +178,8 @@ async def create_post(request: web.Request) -> web.Response:
     accounts, feed = await _checked(rt, body, now)
     post = _new_post(body, now)
     await rt.store.posts.insert_one(post)
-    await _seed(rt, post, feed)
+    if feed is not None:
+        await effects.seed_feed(rt, post, feed)
     # A new post's jobs are exactly those planned now: answer from them, without reading back.
     jobs = [] if body.draft else await effects.plan(rt, post, accounts)
     jobs.sort(key=lambda j: (j["scheduled_for"], j["_id"]))
@@ -189,8 +188,8 @@ async def create_post(request: web.Request) -> web.Response:
 
 async def create_posts(request: web.Request) -> web.Response:
     """Many posts in one request: each validated and checked on its own (a refused one
-    changes nothing of the others), the accounts read in one query, the posts and their
-    first jobs inserted with one `insert_many` each, and the due jobs staged in one pipeline."""
+    changes nothing of the others), the accounts and media read in one query each, and the
+    accepted posts written in chunks while the next are checked (`batch`)."""
     rt = runtime(request)
     now = rt.clock.now_dt()
     results: dict[int, BatchResult] = {}
@@ -208,31 +207,30 @@ async def create_posts(request: web.Request) -> web.Response:
                 results[index] = _refused(index, from_validation(exc))
     found = await find_accounts(rt, (a for b in bodies.values() for a in b.account_ids))
     media = await rt.media.known(b.content for b in bodies.values())
-    accepted: list[tuple[int, Doc, list[Doc]]] = []
-    feeds: list[tuple[Doc, Fetched]] = []
-    for index, body in bodies.items():
+    writes = ChunkedWrites(rt)
+    for checked, (index, body) in enumerate(bodies.items()):
+        if checked % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # the checks seldom wait: let the chunk being written go on
         try:
             accounts, feed = await _checked(rt, body, now, found, media)
-            accepted.append((index, _new_post(body, now), accounts))
-            if feed is not None:
-                feeds.append((accepted[-1][1], feed))
         except ApiError as exc:
             results[index] = _refused(index, exc)
-    if accepted:
-        live = [(post, accounts) for _, post, accounts in accepted
-                if post["status"] == PostStatus.SCHEDULED]
-        jobs, markers = plan_new(rt, live, effects.horizon(rt))
-        await rt.store.posts.insert_many([post for _, post, _ in accepted], ordered=False)
-        for post, feed in feeds:
-            await _seed(rt, post, feed)
-        await insert_new(rt, jobs, markers)
-        await effects.stage_new(rt, jobs)
+        except Exception as exc:  # a fault in one post's checks fails that post alone
+            log.exception("batch_post_check_failed", index=index)
+            results[index] = not_created(index, exc)
+        else:
+            writes.add(index, _new_post(body, now), accounts, feed)
+    for chunk in await writes.finish():
         by_post: dict[str, list[Doc]] = {}
-        for job in sorted(jobs, key=lambda j: (j["scheduled_for"], j["_id"])):
+        for job in sorted(chunk.jobs, key=lambda j: (j["scheduled_for"], j["_id"])):
             by_post.setdefault(job["post_id"], []).append(job)
-        for index, post, _ in accepted:
-            results[index] = BatchResult(index=index, status=201,
-                                         post=post_view(rt, post, by_post.get(post["_id"], [])))
+        for index, post, _ in chunk.posts:
+            if chunk.failure is not None:
+                results[index] = not_created(index, chunk.failure,
+                                             post["_id"] if chunk.partial else None)
+            else:
+                results[index] = BatchResult(index=index, status=201, post=post_view(
+                    rt, post, by_post.get(post["_id"], [])))
     return respond(BatchOut(results=[results[i] for i in sorted(results)]), status=207)
 
 
@@ -385,7 +383,8 @@ async def patch_post(request: web.Request) -> web.Response:
         raise conflict("the post changed while this edit was applied; read it and try again")
 
     edited = await _post(rt, post["_id"])
-    await _seed(rt, edited, feed)
+    if feed is not None:
+        await effects.seed_feed(rt, edited, feed)
     if body.content is not None or body.generate_ahead_seconds is not None:
         await effects.renew_generation(rt, edited)
     if body.schedule is not None:

@@ -471,11 +471,12 @@ class PreviewOut(BaseModel):
 
 
 class BatchResult(BaseModel):
-    """One post of a batch: created (`status` 201, `post`) or refused (`status` 422,
-    `error` as the API's error body would carry it)."""
+    """One post of a batch: created (`status` 201, `post`), refused (`status` 422, `error` as
+    the API's error body would carry it), or not created for a fault (500, or 503 when MongoDB
+    or Redis was unreachable; `error.message` says what may be stored of it)."""
 
     index: int
-    status: Literal[201, 422]
+    status: Literal[201, 422, 500, 503]
     post: PostOut | None = None
     error: ErrorInfo | None = None
 

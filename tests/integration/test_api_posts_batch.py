@@ -1,17 +1,22 @@
 """`POST /posts/batch`: each post validated on its own, a refused one changing nothing of the
-others; the posts and their jobs written with one insert each, whatever the batch's size, and
-nothing else written but the audit entry."""
+others; the posts and their jobs written with one insert each per chunk of accepted posts, and
+nothing else written but the audit entry; a store lost mid-batch answers each post with what
+became of it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from pymongo import monitoring
+from pymongo import monitoring, uri_parser
 
+from scheduler.api.batch import CHUNK
 from shared.config import Settings
 from shared.runtime import Runtime
+from tests.cut_proxy import CutProxy
 from tests.integration.api_support import at, serve_api
 
 WRITES = ("insert", "update", "delete")
@@ -24,10 +29,14 @@ class Writes(monitoring.CommandListener):
     def __init__(self) -> None:
         self.recording = False
         self.writes: list[tuple[str, str]] = []
+        #: Called with each recorded write before it is sent.
+        self.before_send: Callable[[tuple[str, str]], None] | None = None
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if self.recording and event.command_name in WRITES:
             self.writes.append((event.command_name, str(event.command[event.command_name])))
+            if self.before_send is not None:
+                self.before_send(self.writes[-1])
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -46,6 +55,7 @@ def writes() -> Iterator[Writes]:
     LISTENER.recording = True
     yield LISTENER
     LISTENER.recording = False
+    LISTENER.before_send = None
 
 
 def post(account_id: str, rt: Runtime, **fields: Any) -> dict[str, Any]:
@@ -90,28 +100,38 @@ async def test_each_post_stands_on_its_own(runtime: Runtime) -> None:
         assert marked[soon["id"]] is not None and marked[results[3]["post"]["id"]] is None
 
 
-async def test_a_thousand_posts_take_one_insert_for_posts_and_one_for_jobs(
+async def test_a_thousand_posts_are_written_in_chunks_of_one_insert_each(
         settings: Settings, writes: Writes) -> None:
     rt = await Runtime.open(settings)
     try:
         async with serve_api(rt) as api:
             account = (await api.account())["id"]
             writes.writes.clear()
+            refused = {0, CHUNK, 999}  # a chunk holds accepted posts only
             body = {"posts": [post(account, rt, content={"text": f"post {n}"})
+                              if n not in refused else post("0123456789abcdef01234567", rt)
                               for n in range(1000)]}
             reply = await api.call("POST", "/posts/batch", body)
             assert reply.status == 207
-            assert {r["status"] for r in reply.body["results"]} == {201}
-            # ... and the request's one entry in the audit log. A one-off post's marker is
-            # inserted with it, not written after its jobs.
-            assert sorted(writes.writes) == [("insert", "audit"), ("insert", "jobs"),
-                                             ("insert", "posts")]
+            results = reply.body["results"]
+            assert [r["index"] for r in results] == list(range(1000))
+            assert {r["index"] for r in results if r["status"] == 422} == refused
+            created = [r["post"] for r in results if r["status"] == 201]
+            assert [p["content"]["text"] for p in created] == [
+                f"post {n}" for n in range(1000) if n not in refused]
+            # One insert of posts and one of their jobs per chunk, then the request's one entry
+            # in the audit log. A one-off post's marker is inserted with it.
+            chunks = -(-len(created) // CHUNK)
+            assert chunks == 4
+            assert writes.writes == [("insert", "posts"), ("insert", "jobs")] * chunks + [
+                ("insert", "audit")]
             stored = await rt.store.posts.find({}, {"schedule": 1, "materialised_until": 1}
                                                ).to_list()
-            assert len(stored) == 1000
+            assert sorted(p["_id"] for p in stored) == sorted(p["id"] for p in created)
             assert all(p["materialised_until"] == p["schedule"]["at"] for p in stored)
-            queued = await rt.redis.zcard(rt.keys.lane("normal"))
-            assert queued == 1000
+            jobs = await rt.store.jobs.find({}, {"post_id": 1}).to_list()
+            assert sorted(j["post_id"] for j in jobs) == sorted(p["id"] for p in created)
+            assert await rt.queue.contains([j["_id"] for j in jobs]) == {j["_id"] for j in jobs}
 
             too_many = {"posts": [post(account, rt)] * 1001}
             await api.rejected("POST", "/posts/batch", too_many, status=422, field="posts")
@@ -119,3 +139,67 @@ async def test_a_thousand_posts_take_one_insert_for_posts_and_one_for_jobs(
     finally:
         await rt.store.client.drop_database(rt.store.db.name)
         await rt.close()
+
+
+def through(uri: str, port: int) -> str:
+    """`uri` to the same database through a proxy on `port`, giving up on it after a second."""
+    parts = urlsplit(uri)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
+    query = "&".join(q for q in (parts.query, "directConnection=true",
+                                 "serverSelectionTimeoutMS=1000") if q)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+async def test_a_store_lost_mid_batch_answers_each_post_with_what_became_of_it(
+        settings: Settings, writes: Writes) -> None:
+    """MongoDB unreachable from the second chunk on: the first chunk is created whole, with
+    its jobs queued; the second chunk's posts are 503s naming the post that may be stored of
+    each (here none is: the cut came before the insert was sent); the later chunks are not
+    tried, their posts 503s with nothing stored. The request still answers 207, so a client
+    sends again exactly the posts not created."""
+    host, port = uri_parser.parse_uri(settings.mongodb_uri)["nodelist"][0]
+    proxy = CutProxy(host, port)
+    cut_off = settings.model_copy(update={"mongodb_uri": through(settings.mongodb_uri,
+                                                                 await proxy.start())})
+    direct = await Runtime.open(settings)
+    rt = await Runtime.open(cut_off)
+    try:
+        async with serve_api(rt) as api:
+            account = (await api.account())["id"]
+
+            def cut_at_the_second_chunk(write: tuple[str, str]) -> None:
+                if writes.writes.count(("insert", "posts")) == 2 and write == ("insert", "posts"):
+                    proxy.cut()
+
+            writes.writes.clear()
+            writes.before_send = cut_at_the_second_chunk
+            body = {"posts": [post(account, rt, content={"text": f"post {n}"})
+                              for n in range(1000)]}
+            reply = await api.call("POST", "/posts/batch", body)
+            assert reply.status == 207, reply.body
+            results = reply.body["results"]
+            assert [r["status"] for r in results] == [201] * CHUNK + [503] * (1000 - CHUNK)
+            assert {r["error"]["code"] for r in results[CHUNK:]} == {"unavailable"}
+            named = []
+            for result in results[CHUNK:2 * CHUNK]:  # the chunk being written at the cut
+                found = re.search(r"stored in part as post ([0-9a-f]{24})",
+                                  result["error"]["message"])
+                assert found, result
+                named.append(found[1])
+            assert len(set(named)) == CHUNK
+            for result in results[2 * CHUNK:]:  # the chunks after it are not tried
+                assert "nothing of it was stored" in result["error"]["message"], result
+
+        created = sorted(r["post"]["id"] for r in results[:CHUNK])
+        stored = await direct.store.posts.find({}, {"_id": 1}).to_list()
+        assert sorted(p["_id"] for p in stored) == created
+        jobs = await direct.store.jobs.find({}, {"post_id": 1}).to_list()
+        assert sorted(j["post_id"] for j in jobs) == created
+        assert await direct.queue.contains([j["_id"] for j in jobs]) == {j["_id"] for j in jobs}
+    finally:
+        proxy.restore()
+        await rt.close()
+        await direct.store.client.drop_database(direct.store.db.name)
+        await direct.close()
+        await proxy.close()
