@@ -6,7 +6,6 @@ written first (it is the record the executor re-reads before publishing), then i
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime
 from typing import Annotated
@@ -16,7 +15,7 @@ from croniter import CroniterError
 from pydantic import Field, ValidationError
 
 from scheduler.api import effects
-from scheduler.api.batch import ChunkedWrites, not_created
+from scheduler.api.batch import Accepted, not_created, write
 from scheduler.api.checks import (
     account_problems,
     content_problems,
@@ -48,7 +47,6 @@ from scheduler.api.wire import find_or_404, read_body, read_query, respond, runt
 from scheduler.cron import next_occurrence
 from shared.generation.errors import GenerationFailed
 from shared.generation.feeds import Fetched
-from shared.logging import get_logger
 from shared.models import (
     WAITING_STATES,
     AtSchedule,
@@ -64,11 +62,7 @@ from shared.providers.base import ProviderError
 from shared.runtime import Runtime
 from shared.store import Doc
 
-log = get_logger(__name__)
-
 FINAL = (PostStatus.CANCELLED, PostStatus.COMPLETED)
-#: Posts a batch checks between two turns of the event loop (`create_posts`).
-YIELD_EVERY = 25
 
 
 def schedule_fields(schedule: Schedule, now: datetime, *, live: bool) -> tuple[Doc, Doc]:
@@ -188,8 +182,8 @@ async def create_post(request: web.Request) -> web.Response:
 
 async def create_posts(request: web.Request) -> web.Response:
     """Many posts in one request: each validated and checked on its own (a refused one
-    changes nothing of the others), the accounts and media read in one query each, and the
-    accepted posts written in chunks while the next are checked (`batch`)."""
+    changes nothing of the others), the accounts and media read in one query each, then the
+    accepted posts written together (`batch`)."""
     rt = runtime(request)
     now = rt.clock.now_dt()
     results: dict[int, BatchResult] = {}
@@ -199,38 +193,34 @@ async def create_posts(request: web.Request) -> web.Response:
         bodies = dict(enumerate(ValidBatch.model_validate_json(await request.read(),
                                                                strict=True).posts))
     except ValidationError:
-        batch = await read_body(request, PostBatch)
-        for index, item in enumerate(batch.posts):
+        sent = await read_body(request, PostBatch)
+        for index, item in enumerate(sent.posts):
             try:
                 bodies[index] = PostCreate.model_validate_json(json.dumps(item), strict=True)
             except ValidationError as exc:
                 results[index] = _refused(index, from_validation(exc))
     found = await find_accounts(rt, (a for b in bodies.values() for a in b.account_ids))
     media = await rt.media.known(b.content for b in bodies.values())
-    writes = ChunkedWrites(rt)
-    for checked, (index, body) in enumerate(bodies.items()):
-        if checked % YIELD_EVERY == 0:
-            await asyncio.sleep(0)  # the checks seldom wait: let the chunk being written go on
+    accepted = Accepted()
+    for index, body in bodies.items():
         try:
             accounts, feed = await _checked(rt, body, now, found, media)
         except ApiError as exc:
             results[index] = _refused(index, exc)
-        except Exception as exc:  # a fault in one post's checks fails that post alone
-            log.exception("batch_post_check_failed", index=index)
-            results[index] = not_created(index, exc)
-        else:
-            writes.add(index, _new_post(body, now), accounts, feed)
-    for chunk in await writes.finish():
+            continue
+        post = _new_post(body, now)
+        accepted.posts.append((index, post, accounts))
+        if feed is not None:
+            accepted.feeds.append((post, feed))
+    if accepted.posts:
+        jobs, failure = await write(rt, accepted)
         by_post: dict[str, list[Doc]] = {}
-        for job in sorted(chunk.jobs, key=lambda j: (j["scheduled_for"], j["_id"])):
+        for job in sorted(jobs, key=lambda j: (j["scheduled_for"], j["_id"])):
             by_post.setdefault(job["post_id"], []).append(job)
-        for index, post, _ in chunk.posts:
-            if chunk.failure is not None:
-                results[index] = not_created(index, chunk.failure,
-                                             post["_id"] if chunk.partial else None)
-            else:
-                results[index] = BatchResult(index=index, status=201, post=post_view(
-                    rt, post, by_post.get(post["_id"], [])))
+        for index, post, _ in accepted.posts:
+            results[index] = not_created(index, post["_id"], failure) if failure else \
+                BatchResult(index=index, status=201,
+                            post=post_view(rt, post, by_post.get(post["_id"], [])))
     return respond(BatchOut(results=[results[i] for i in sorted(results)]), status=207)
 
 

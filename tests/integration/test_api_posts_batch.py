@@ -1,21 +1,22 @@
 """`POST /posts/batch`: each post validated on its own, a refused one changing nothing of the
-others; the posts and their jobs written with one insert each per chunk of accepted posts, and
-nothing else written but the audit entry; a store lost mid-batch answers each post with what
-became of it."""
+others; the posts and their jobs written with one insert each, whatever the batch's size, and
+nothing else written but the audit entry; a store lost during the writes answers each post
+with what became of it."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from pymongo import monitoring, uri_parser
 
-from scheduler.api.batch import CHUNK
 from shared.config import Settings
 from shared.runtime import Runtime
+from shared.staging import stage_due
 from tests.cut_proxy import CutProxy
 from tests.integration.api_support import at, serve_api
 
@@ -100,14 +101,14 @@ async def test_each_post_stands_on_its_own(runtime: Runtime) -> None:
         assert marked[soon["id"]] is not None and marked[results[3]["post"]["id"]] is None
 
 
-async def test_a_thousand_posts_are_written_in_chunks_of_one_insert_each(
+async def test_a_thousand_posts_take_one_insert_for_posts_and_one_for_jobs(
         settings: Settings, writes: Writes) -> None:
     rt = await Runtime.open(settings)
     try:
         async with serve_api(rt) as api:
             account = (await api.account())["id"]
             writes.writes.clear()
-            refused = {0, CHUNK, 999}  # a chunk holds accepted posts only
+            refused = {0, 500, 999}
             body = {"posts": [post(account, rt, content={"text": f"post {n}"})
                               if n not in refused else post("0123456789abcdef01234567", rt)
                               for n in range(1000)]}
@@ -119,12 +120,9 @@ async def test_a_thousand_posts_are_written_in_chunks_of_one_insert_each(
             created = [r["post"] for r in results if r["status"] == 201]
             assert [p["content"]["text"] for p in created] == [
                 f"post {n}" for n in range(1000) if n not in refused]
-            # One insert of posts and one of their jobs per chunk, then the request's one entry
-            # in the audit log. A one-off post's marker is inserted with it.
-            chunks = -(-len(created) // CHUNK)
-            assert chunks == 4
-            assert writes.writes == [("insert", "posts"), ("insert", "jobs")] * chunks + [
-                ("insert", "audit")]
+            # ... and the request's one entry in the audit log. A one-off post's marker is
+            # inserted with it, not written after its jobs.
+            assert writes.writes == [("insert", "posts"), ("insert", "jobs"), ("insert", "audit")]
             stored = await rt.store.posts.find({}, {"schedule": 1, "materialised_until": 1}
                                                ).to_list()
             assert sorted(p["_id"] for p in stored) == sorted(p["id"] for p in created)
@@ -141,62 +139,95 @@ async def test_a_thousand_posts_are_written_in_chunks_of_one_insert_each(
         await rt.close()
 
 
-def through(uri: str, port: int) -> str:
-    """`uri` to the same database through a proxy on `port`, giving up on it after a second."""
-    parts = urlsplit(uri)
+def through(url: str, port: int, *options: str) -> str:
+    """`url` to the same server and database through a proxy on `port`, with `options` added."""
+    parts = urlsplit(url)
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
-    query = "&".join(q for q in (parts.query, "directConnection=true",
-                                 "serverSelectionTimeoutMS=1000") if q)
+    query = "&".join(q for q in (parts.query, *options) if q)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-async def test_a_store_lost_mid_batch_answers_each_post_with_what_became_of_it(
+def cut_at(writes: Writes, write: tuple[str, str], proxy: CutProxy) -> None:
+    """Cut the proxy right before `write` is sent."""
+    def cut(sent: tuple[str, str]) -> None:
+        if sent == write:
+            proxy.cut()
+    writes.writes.clear()
+    writes.before_send = cut
+
+
+def batch_of(account: str, rt: Runtime, count: int) -> dict[str, Any]:
+    return {"posts": [post(account, rt, content={"text": f"post {n}"}) for n in range(count)]}
+
+
+async def test_mongodb_lost_between_posts_and_jobs_answers_each_post_with_what_is_left(
         settings: Settings, writes: Writes) -> None:
-    """MongoDB unreachable from the second chunk on: the first chunk is created whole, with
-    its jobs queued; the second chunk's posts are 503s naming the post that may be stored of
-    each (here none is: the cut came before the insert was sent); the later chunks are not
-    tried, their posts 503s with nothing stored. The request still answers 207, so a client
-    sends again exactly the posts not created."""
+    """The posts are in, their jobs' insert never reaches MongoDB: each post is a 503 naming
+    the post stored without jobs (which publishes nothing), not a 503 for the whole request
+    that a client would retry blindly; cancelling one as the answer says settles it."""
     host, port = uri_parser.parse_uri(settings.mongodb_uri)["nodelist"][0]
     proxy = CutProxy(host, port)
-    cut_off = settings.model_copy(update={"mongodb_uri": through(settings.mongodb_uri,
-                                                                 await proxy.start())})
+    cut_off = settings.model_copy(update={"mongodb_uri": through(
+        settings.mongodb_uri, await proxy.start(), "directConnection=true",
+        "serverSelectionTimeoutMS=1000")})
     direct = await Runtime.open(settings)
     rt = await Runtime.open(cut_off)
     try:
         async with serve_api(rt) as api:
             account = (await api.account())["id"]
-
-            def cut_at_the_second_chunk(write: tuple[str, str]) -> None:
-                if writes.writes.count(("insert", "posts")) == 2 and write == ("insert", "posts"):
-                    proxy.cut()
-
-            writes.writes.clear()
-            writes.before_send = cut_at_the_second_chunk
-            body = {"posts": [post(account, rt, content={"text": f"post {n}"})
-                              for n in range(1000)]}
-            reply = await api.call("POST", "/posts/batch", body)
+            cut_at(writes, ("insert", "jobs"), proxy)
+            reply = await api.call("POST", "/posts/batch", batch_of(account, rt, 300))
             assert reply.status == 207, reply.body
-            results = reply.body["results"]
-            assert [r["status"] for r in results] == [201] * CHUNK + [503] * (1000 - CHUNK)
-            assert {r["error"]["code"] for r in results[CHUNK:]} == {"unavailable"}
             named = []
-            for result in results[CHUNK:2 * CHUNK]:  # the chunk being written at the cut
-                found = re.search(r"stored in part as post ([0-9a-f]{24})",
-                                  result["error"]["message"])
-                assert found, result
+            for result in reply.body["results"]:
+                assert (result["status"], result["error"]["code"]) == (503, "unavailable")
+                found = re.search(r"stored in part as post ([0-9a-f]{24}): cancel that \(POST "
+                                  r"/posts/([0-9a-f]{24})/cancel\)", result["error"]["message"])
+                assert found and found[1] == found[2], result
                 named.append(found[1])
-            assert len(set(named)) == CHUNK
-            for result in results[2 * CHUNK:]:  # the chunks after it are not tried
-                assert "nothing of it was stored" in result["error"]["message"], result
+            assert len(set(named)) == 300
 
-        created = sorted(r["post"]["id"] for r in results[:CHUNK])
-        stored = await direct.store.posts.find({}, {"_id": 1}).to_list()
-        assert sorted(p["_id"] for p in stored) == created
-        jobs = await direct.store.jobs.find({}, {"post_id": 1}).to_list()
-        assert sorted(j["post_id"] for j in jobs) == created
-        assert await direct.queue.contains([j["_id"] for j in jobs]) == {j["_id"] for j in jobs}
+            stored = await direct.store.posts.find({}, {"_id": 1}).to_list()
+            assert sorted(p["_id"] for p in stored) == sorted(named)
+            assert await direct.store.jobs.count_documents({}) == 0
+            proxy.restore()
+            cancelled = await api.ok("POST", f"/posts/{named[0]}/cancel")
+            assert cancelled["status"] == "cancelled" and cancelled["jobs"] == []
+    finally:
+        proxy.restore()
+        await rt.close()
+        await direct.store.client.drop_database(direct.store.db.name)
+        await direct.close()
+        await proxy.close()
+
+
+async def test_redis_lost_once_the_jobs_are_in_creates_the_posts_and_a_sweep_queues_them(
+        settings: Settings, writes: Writes) -> None:
+    """The record holds posts and jobs, Redis is gone before they are queued: the posts are
+    created (201, as a retry would duplicate them), and the sweep queues their jobs once Redis
+    is back."""
+    if settings.redis_url.partition("://")[0].endswith("+cluster"):
+        pytest.skip("a proxy in front of one node does not cut a Redis Cluster")
+    host_port = urlsplit(settings.redis_url)
+    proxy = CutProxy(host_port.hostname or "127.0.0.1", host_port.port or 6379)
+    cut_off = settings.model_copy(update={"redis_url": through(settings.redis_url,
+                                                               await proxy.start())})
+    direct = await Runtime.open(settings)
+    rt = await Runtime.open(cut_off)
+    try:
+        async with serve_api(rt) as api:
+            account = (await api.account())["id"]
+            cut_at(writes, ("insert", "jobs"), proxy)
+            reply = await api.call("POST", "/posts/batch", batch_of(account, rt, 300))
+            assert reply.status == 207, reply.body
+            assert {r["status"] for r in reply.body["results"]} == {201}
+            jobs = [j["id"] for r in reply.body["results"] for j in r["post"]["jobs"]]
+            assert len(jobs) == 300 and await direct.queue.contains(jobs) == set()
+
+        until = direct.clock.now_dt() + timedelta(seconds=direct.settings.horizon_seconds)
+        assert await stage_due(direct, until, source="sweep") == 300
+        assert await direct.queue.contains(jobs) == set(jobs)
     finally:
         proxy.restore()
         await rt.close()
