@@ -5,8 +5,9 @@ with what became of it."""
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -161,45 +162,54 @@ def batch_of(account: str, rt: Runtime, count: int) -> dict[str, Any]:
     return {"posts": [post(account, rt, content={"text": f"post {n}"}) for n in range(count)]}
 
 
-async def test_mongodb_lost_between_posts_and_jobs_answers_each_post_with_what_is_left(
-        settings: Settings, writes: Writes) -> None:
-    """The posts are in, their jobs' insert never reaches MongoDB: each post is a 503 naming
-    the post stored without jobs (which publishes nothing), not a 503 for the whole request
-    that a client would retry blindly; cancelling one as the answer says settles it."""
-    host, port = uri_parser.parse_uri(settings.mongodb_uri)["nodelist"][0]
+@contextlib.asynccontextmanager
+async def behind_proxy(settings: Settings, setting: str, host: str, port: int, *options: str
+                       ) -> AsyncIterator[tuple[Runtime, Runtime, CutProxy]]:
+    """A runtime whose `setting` (a server's URL) leads through a proxy the test can cut, one
+    that reaches every server directly, and the proxy."""
     proxy = CutProxy(host, port)
-    cut_off = settings.model_copy(update={"mongodb_uri": through(
-        settings.mongodb_uri, await proxy.start(), "directConnection=true",
-        "serverSelectionTimeoutMS=1000")})
+    cut_off = settings.model_copy(update={setting: through(getattr(settings, setting),
+                                                           await proxy.start(), *options)})
     direct = await Runtime.open(settings)
     rt = await Runtime.open(cut_off)
     try:
-        async with serve_api(rt) as api:
-            account = (await api.account())["id"]
-            cut_at(writes, ("insert", "jobs"), proxy)
-            reply = await api.call("POST", "/posts/batch", batch_of(account, rt, 300))
-            assert reply.status == 207, reply.body
-            named = []
-            for result in reply.body["results"]:
-                assert (result["status"], result["error"]["code"]) == (503, "unavailable")
-                found = re.search(r"stored in part as post ([0-9a-f]{24}): cancel that \(POST "
-                                  r"/posts/([0-9a-f]{24})/cancel\)", result["error"]["message"])
-                assert found and found[1] == found[2], result
-                named.append(found[1])
-            assert len(set(named)) == 300
-
-            stored = await direct.store.posts.find({}, {"_id": 1}).to_list()
-            assert sorted(p["_id"] for p in stored) == sorted(named)
-            assert await direct.store.jobs.count_documents({}) == 0
-            proxy.restore()
-            cancelled = await api.ok("POST", f"/posts/{named[0]}/cancel")
-            assert cancelled["status"] == "cancelled" and cancelled["jobs"] == []
+        yield direct, rt, proxy
     finally:
         proxy.restore()
         await rt.close()
         await direct.store.client.drop_database(direct.store.db.name)
         await direct.close()
         await proxy.close()
+
+
+async def test_mongodb_lost_between_posts_and_jobs_answers_each_post_with_what_is_left(
+        settings: Settings, writes: Writes) -> None:
+    """The posts are in, their jobs' insert never reaches MongoDB: each post is a 503 naming
+    the post stored without jobs (which publishes nothing), not a 503 for the whole request
+    that a client would retry blindly; cancelling one as the answer says settles it."""
+    host, port = uri_parser.parse_uri(settings.mongodb_uri)["nodelist"][0]
+    async with behind_proxy(settings, "mongodb_uri", host, port, "directConnection=true",
+                            "serverSelectionTimeoutMS=1000") as (direct, rt, proxy), \
+            serve_api(rt) as api:
+        account = (await api.account())["id"]
+        cut_at(writes, ("insert", "jobs"), proxy)
+        reply = await api.call("POST", "/posts/batch", batch_of(account, rt, 300))
+        assert reply.status == 207, reply.body
+        named = []
+        for result in reply.body["results"]:
+            assert (result["status"], result["error"]["code"]) == (503, "unavailable")
+            found = re.search(r"stored in part as post ([0-9a-f]{24}): cancel that \(POST "
+                              r"/posts/([0-9a-f]{24})/cancel\)", result["error"]["message"])
+            assert found and found[1] == found[2], result
+            named.append(found[1])
+        assert len(set(named)) == 300
+
+        stored = await direct.store.posts.find({}, {"_id": 1}).to_list()
+        assert sorted(p["_id"] for p in stored) == sorted(named)
+        assert await direct.store.jobs.count_documents({}) == 0
+        proxy.restore()
+        cancelled = await api.ok("POST", f"/posts/{named[0]}/cancel")
+        assert cancelled["status"] == "cancelled" and cancelled["jobs"] == []
 
 
 async def test_redis_lost_once_the_jobs_are_in_creates_the_posts_and_a_sweep_queues_them(
@@ -209,13 +219,9 @@ async def test_redis_lost_once_the_jobs_are_in_creates_the_posts_and_a_sweep_que
     is back."""
     if settings.redis_url.partition("://")[0].endswith("+cluster"):
         pytest.skip("a proxy in front of one node does not cut a Redis Cluster")
-    host_port = urlsplit(settings.redis_url)
-    proxy = CutProxy(host_port.hostname or "127.0.0.1", host_port.port or 6379)
-    cut_off = settings.model_copy(update={"redis_url": through(settings.redis_url,
-                                                               await proxy.start())})
-    direct = await Runtime.open(settings)
-    rt = await Runtime.open(cut_off)
-    try:
+    url = urlsplit(settings.redis_url)
+    async with behind_proxy(settings, "redis_url", url.hostname or "127.0.0.1",
+                            url.port or 6379) as (direct, rt, proxy):
         async with serve_api(rt) as api:
             account = (await api.account())["id"]
             cut_at(writes, ("insert", "jobs"), proxy)
@@ -225,12 +231,7 @@ async def test_redis_lost_once_the_jobs_are_in_creates_the_posts_and_a_sweep_que
             jobs = [j["id"] for r in reply.body["results"] for j in r["post"]["jobs"]]
             assert len(jobs) == 300 and await direct.queue.contains(jobs) == set()
 
+        proxy.restore()
         until = direct.clock.now_dt() + timedelta(seconds=direct.settings.horizon_seconds)
         assert await stage_due(direct, until, source="sweep") == 300
         assert await direct.queue.contains(jobs) == set(jobs)
-    finally:
-        proxy.restore()
-        await rt.close()
-        await direct.store.client.drop_database(direct.store.db.name)
-        await direct.close()
-        await proxy.close()
