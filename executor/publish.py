@@ -189,8 +189,8 @@ class Publisher:
             return await self.claiming.load_many(job_ids)
         except PyMongoError:
             # Not claimed, so still waiting: put them back rather than leave them to the sweep.
-            for job_id in job_ids:
-                await self.rt.queue.stage(job_id, self.rt.clock.now_dt(), "high")
+            now = self.rt.clock.now_dt()
+            await self.rt.queue.stage_many((job_id, now, "high") for job_id in job_ids)
             raise
 
     async def read(self, jobs: list[Doc]) -> BatchReads:

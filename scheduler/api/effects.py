@@ -77,11 +77,12 @@ async def plan(rt: Runtime, post: Doc, accounts: list[Doc] | None = None) -> lis
     return await stage_due(rt, created)
 
 
-async def seed_feed(rt: Runtime, post: Doc, feed: Fetched) -> None:
-    """The items the post's feed holds now count as seen: its occurrences publish only newer
-    ones."""
-    await rt.feed_items.seed(post["_id"], post["content"]["source"]["feed"],
-                             feed.items or [], feed.validators)
+async def seed_feed(rt: Runtime, post: Doc, feed: Fetched | None) -> None:
+    """The items the post's feed holds now (if it has one) count as seen: its occurrences
+    publish only newer ones."""
+    if feed is not None:
+        await rt.feed_items.seed(post["_id"], post["content"]["source"]["feed"],
+                                 feed.items or [], feed.validators)
 
 
 async def stage_new(rt: Runtime, jobs: list[Doc]) -> None:

@@ -172,8 +172,7 @@ async def create_post(request: web.Request) -> web.Response:
     accounts, feed = await _checked(rt, body, now)
     post = _new_post(body, now)
     await rt.store.posts.insert_one(post)
-    if feed is not None:
-        await effects.seed_feed(rt, post, feed)
+    await effects.seed_feed(rt, post, feed)
     # A new post's jobs are exactly those planned now: answer from them, without reading back.
     jobs = [] if body.draft else await effects.plan(rt, post, accounts)
     jobs.sort(key=lambda j: (j["scheduled_for"], j["_id"]))
@@ -373,8 +372,7 @@ async def patch_post(request: web.Request) -> web.Response:
         raise conflict("the post changed while this edit was applied; read it and try again")
 
     edited = await _post(rt, post["_id"])
-    if feed is not None:
-        await effects.seed_feed(rt, edited, feed)
+    await effects.seed_feed(rt, edited, feed)
     if body.content is not None or body.generate_ahead_seconds is not None:
         await effects.renew_generation(rt, edited)
     if body.schedule is not None:
