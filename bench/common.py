@@ -102,6 +102,27 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
+#: The JVM's just-in-time compiler threads (`/proc/<pid>/task/<tid>/comm`, cut to 15 bytes).
+JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
+
+
+def jit_seconds(pids: list[int]) -> float:
+    """CPU time the JIT compiler threads of the processes (and their descendants) have used
+    so far: the development server compiling its paths, which real MongoDB never does."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in {p for root in pids for p in _descendants(root)}:
+        for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
+            try:
+                name = (task / "comm").read_text().strip()
+            except OSError:
+                continue
+            fields = _stat(task / "stat")
+            if fields and name.startswith(JIT_THREADS):
+                total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def settle(pids: list[int], idle: float = 0.05, bound: float = 60.0) -> float:
     """Wait until the processes have used less than `idle` of a core over 2 s (at most `bound`
     seconds); the seconds waited. The development server's JVM goes on collecting garbage and

@@ -58,6 +58,7 @@ from pymongo import MongoClient  # noqa: E402
 from bench.common import (  # noqa: E402
     append_results,
     cpu_seconds,
+    jit_seconds,
     load_average,
     machine,
     peak_rss_mib,
@@ -120,7 +121,8 @@ class Outcome:
     rss_total_mib: float = 0.0
     processes: str = ""
     #: CPU milliseconds per delivered job from the end of creation to the last arrival, by
-    #: whose they were: the system's own processes, the stores, the receiver.
+    #: whose they were: the system's own processes, the stores, the receiver; "jit" is the
+    #: part of the stores' that the development server's JIT compiler threads used.
     cpu_ms: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -394,6 +396,7 @@ def measure(system: System, workload: str, jobs: int, spread: float, timeout: fl
         created = system.create(run, times)
         charged = {"system": pids, **env.shared_pids}
         cpu_before = {who: cpu_seconds(p) for who, p in charged.items()}
+        jit_before = jit_seconds(env.shared_pids.get("store", []))
         outcome = Outcome(system.name, workload, jobs, created)
         if settled >= SETTLE_BOUND:
             outcome.notes.append(f"the stores were still busy after {SETTLE_BOUND:.0f} s")
@@ -410,6 +413,7 @@ def measure(system: System, workload: str, jobs: int, spread: float, timeout: fl
             outcome.notes.append(f"stopped waiting {timeout:.0f} s after the last due time")
         peaks = [peak_rss_mib(pid) for pid in pids]
         cpu_used = {who: cpu_seconds(p) - cpu_before[who] for who, p in charged.items()}
+        cpu_used["jit"] = jit_seconds(env.shared_pids.get("store", [])) - jit_before
     finally:
         system.stop()
     rows = arrived.rows
@@ -468,7 +472,7 @@ def versions(env: Env, systems: list[System]) -> str:
 def table(outcomes: list[Outcome], ceiling: dict[str, Any]) -> str:
     lines = [
         "| workload | system | delivered | jobs/s | lateness p50 / p99 / max (s) | "
-        "peak RSS max / total (MiB) | CPU ms per job: system / stores / receiver | "
+        "peak RSS max / total (MiB) | CPU ms per job: system / stores (of it JIT) / receiver | "
         "created/s | note |",
         "|---|---|---:|---:|---|---|---|---:|---|",
     ]
@@ -484,7 +488,8 @@ def table(outcomes: list[Outcome], ceiling: dict[str, Any]) -> str:
             f"| {workload} | {o.system} | {o.delivered}/{o.jobs} | {o.jobs_per_s:,.0f} | "
             f"{o.p50:.3f} / {o.p99:.3f} / {o.max:.3f} | "
             f"{o.rss_max_mib:.0f} / {o.rss_total_mib:.0f} ({o.processes} proc) | "
-            f"{o.cpu_ms.get('system', 0):.2f} / {o.cpu_ms.get('store', 0):.2f} / "
+            f"{o.cpu_ms.get('system', 0):.2f} / {o.cpu_ms.get('store', 0):.2f} "
+            f"({o.cpu_ms.get('jit', 0):.2f}) / "
             f"{o.cpu_ms.get('receiver', 0):.2f} | "
             f"{o.created_per_s:,.0f} | {'; '.join(notes)} |")
     return "\n".join(lines)
@@ -620,7 +625,8 @@ def main() -> int:
         "processes (Herald: scheduler and executors; stores and receiver not counted); "
         "created/s: the whole N, bulk where the system has it; CPU per job: user + system time "
         "from the end of creation to the last arrival over the jobs delivered, of the system's "
-        "processes, of MongoDB and Redis together, of the receiver",
+        "processes, of MongoDB and Redis together (in brackets the part the development "
+        "server's JIT compiler threads took), of the receiver",
         f"- run took {time.monotonic() - started:.0f} s",
         "",
         summary,
