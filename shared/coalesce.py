@@ -20,16 +20,19 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-async def by_id(collection: AsyncCollection[Doc], ids: list[Any]) -> dict[Any, Doc]:
+async def by_id(collection: AsyncCollection[Doc], ids: list[Any],
+                projection: Doc | None = None) -> dict[Any, Doc]:
     """The documents of `ids` that exist, in one read."""
-    return {doc["_id"]: doc async for doc in collection.find({"_id": {"$in": ids}})}
+    return {doc["_id"]: doc async for doc in collection.find({"_id": {"$in": ids}},
+                                                             projection=projection)}
 
 
-def reader(collection: AsyncCollection[Doc]) -> DataLoader[Any, Doc | None]:
+def reader(collection: AsyncCollection[Doc],
+           projection: Doc | None = None) -> DataLoader[Any, Doc | None]:
     """Documents by `_id` (None when absent). Callers loading the same document at once share
     one dict: treat it as read-only."""
     async def read(ids: list[Any]) -> list[Doc | None]:
-        found = await by_id(collection, ids)
+        found = await by_id(collection, ids, projection)
         return [found.get(doc_id) for doc_id in ids]
     return DataLoader(read, cache=False)
 
