@@ -15,12 +15,14 @@ redis-server (Herald, BullMQ, APScheduler's event broker), started here on free 
 each run gets fresh databases and an emptied Redis. Node packages: `make bench-peers` installs
 them from package-lock.json into bench/peers/node_modules.
 
-With `--rounds N` each workload runs N times, the order reversed each time; the ratios are
-then given per round (the systems of a round ran back to back, on the same minute of the
-machine) and as their median.
+Each workload runs in rounds (`--rounds`; by default three of (a) and one of (b)), the order
+reversed each time; the ratios are given per round (the systems of a round ran back to back,
+on the same minute of the machine) and as their median. One round is not enough on a machine
+whose speed swings within minutes: a single round of (a) has put Herald anywhere from 2.2x to
+3.5x Agenda in one afternoon.
 
 usage: bench/peers/run.py [--jobs 5000] [--systems herald,bullmq,agenda,apscheduler]
-                          [--workloads a,b] [--rounds 1] [--spread 60] [--no-record]
+                          [--workloads a,b] [--rounds a=3,b=1] [--spread 60] [--no-record]
 """
 
 from __future__ import annotations
@@ -547,6 +549,20 @@ DEV_SERVER_NOTE = """\
   above. BullMQ does not use MongoDB."""
 
 
+def parse_rounds(text: str) -> Callable[[str], int]:
+    """`--rounds`: `N` for every workload, or `a=3,b=1` (a workload not named runs once)."""
+    if text.strip().isdigit():
+        every = int(text)
+        return lambda workload: every
+    counts: dict[str, int] = {}
+    for part in text.split(","):
+        workload, _, count = part.partition("=")
+        if not count.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"not N or workload=N: {part!r}")
+        counts[workload.strip()] = int(count)
+    return lambda workload: counts.get(workload, 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -562,8 +578,9 @@ def main() -> int:
                              "system pays alone for the servers' start (the development "
                              "MongoDB server's JIT compiles its paths over the first tens of "
                              "thousands of writes); default: as many as --jobs; 0: none")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="times each workload runs, the order reversed each time")
+    parser.add_argument("--rounds", type=parse_rounds, default=parse_rounds("a=3,b=1"),
+                        help="times each workload runs, the order reversed each time: one "
+                             "count for every workload (`2`) or one per workload (`a=3,b=1`)")
     parser.add_argument("--no-record", action="store_true", help="do not append to results.md")
     args = parser.parse_args()
     if args.warmup is None:
@@ -576,6 +593,7 @@ def main() -> int:
         parser.error("bench/peers/node_modules is missing: run `make bench-peers`")
     if "apscheduler" in names and importlib.util.find_spec("apscheduler") is None:
         parser.error("APScheduler is not installed: run `make bench-peers` (the bench group)")
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="herald-bench-peers-"))
     started = time.monotonic()
     load_before = load_average()
@@ -590,8 +608,8 @@ def main() -> int:
             for system in systems:
                 measure(system, "a", args.warmup, args.spread, args.timeout)
         order = list(systems)
-        for workload in [w.strip() for w in args.workloads.split(",") if w.strip()]:
-            for n in range(1, args.rounds + 1):
+        for workload in workloads:
+            for n in range(1, args.rounds(workload) + 1):
                 print(f"workload ({workload}), round {n}:", flush=True)
                 for system in order:
                     outcome = measure(system, workload, args.jobs, args.spread, args.timeout)
@@ -613,9 +631,10 @@ def main() -> int:
         f"over {args.spread:.0f} s; first an unrecorded burst of {args.warmup} jobs per "
         f"system (warm-up); each measurement starts once MongoDB and Redis have used under "
         f"5 % of a core for 2 s (at most {SETTLE_BOUND:.0f} s); systems in alternating order ((a) "
-        f"{', '.join(s.name for s in systems)}, then the reverse each time; {args.rounds} "
-        f"round(s) per workload); every job one signed HTTP POST "
-        "to the same loopback receiver (tests/emulators/webhook.py), which answers at once",
+        f"{', '.join(s.name for s in systems)}, then the reverse each time; rounds: "
+        f"{', '.join(f'({w}) {args.rounds(w)}' for w in workloads)}); every job one signed "
+        "HTTP POST to the same loopback receiver (tests/emulators/webhook.py), which answers "
+        "at once",
         *[f"- {s.name}: {s.setup}" for s in systems],
         f"- store ceiling (bench/store_probe, same server, 10,000 documents): "
         f"{ceiling['claim_per_s']:,} single claims/s, {ceiling['fenced_update_per_s']:,} "
