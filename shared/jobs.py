@@ -21,7 +21,7 @@ from shared.store import Doc, Store
 STAGEABLE = (JobState.PENDING, JobState.STAGED, JobState.RETRY_WAIT)
 #: What a claimed batch's read-back leaves out: a job's history, which no run reads and which
 #: grows with every transition (each entry's time costs its decoding about a microsecond).
-UNREAD_BY_RUNS = {"transitions": 0}
+UNREAD_JOB_FIELDS = {"transitions": 0}
 
 
 def iso(value: datetime) -> str:
@@ -80,7 +80,7 @@ class JobBook:
             unset=["waiting_on"], inc={"lease_seq": 1})
         await self.store.jobs.update_many(query, update)
         won = {doc["_id"]: doc async for doc in self.store.jobs.find(
-            {"_id": {"$in": job_ids}, "lease.token": token}, projection=UNREAD_BY_RUNS)}
+            {"_id": {"$in": job_ids}, "lease.token": token}, projection=UNREAD_JOB_FIELDS)}
         for doc in won.values():
             await self.announce(doc, "claimed")
         return won
