@@ -14,12 +14,12 @@ once (`EventHub`) and fans each message out in memory to at most `capacity` stre
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
+from pydantic_core import to_json
 from redis.asyncio import Redis
 
 from shared.logging import get_logger
@@ -46,11 +46,13 @@ class EventFeed:
     def __init__(self, redis: Redis, channel: str) -> None:
         self._redis = redis
         self._channel = channel
-        self._buffer: list[str] = []
+        self._buffer: list[bytes] = []
 
     def emit(self, event: dict[str, Any]) -> None:
+        """Compact JSON, by pydantic's serializer: a fifth of `json.dumps`'s cost, paid three
+        or four times a job."""
         if len(self._buffer) < MAX_BUFFER:
-            self._buffer.append(json.dumps(event))
+            self._buffer.append(to_json(event))
 
     async def run(self) -> None:
         """Flush every few milliseconds until cancelled (an idle tick costs microseconds)."""
@@ -68,7 +70,7 @@ class EventFeed:
                 for start in range(0, len(batch), EVENTS_PER_MESSAGE):
                     # Not `pipe.publish`: redis-py's cluster pipeline refuses it by name, while
                     # the command itself works there (a PUBLISH reaches every node).
-                    pipe.execute_command("PUBLISH", self._channel, "\n".join(
+                    pipe.execute_command("PUBLISH", self._channel, b"\n".join(
                         batch[start:start + EVENTS_PER_MESSAGE]))
                 await pipe.execute()
         except REDIS_ERRORS:

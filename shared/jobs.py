@@ -81,8 +81,9 @@ class JobBook:
         await self.store.jobs.update_many(query, update)
         won = {doc["_id"]: doc async for doc in self.store.jobs.find(
             {"_id": {"$in": job_ids}, "lease.token": token}, projection=UNREAD_JOB_FIELDS)}
+        at = iso(self.store.now())
         for doc in won.values():
-            await self.announce(doc, "claimed")
+            await self.announce(doc, "claimed", at)
         return won
 
     async def move_many(self, moves: list[FencedMove]) -> list[bool]:
@@ -108,12 +109,13 @@ class JobBook:
                 {"_id": {"$in": [m.job["_id"] for m in moves]}, "write_token": token},
                 projection={"_id": 1})}
             written = [m.job["_id"] in done for m in moves]
+        at = iso(self.store.now())
         for move, ok in zip(moves, written, strict=True):
             if ok:
-                await self.announce({**move.job, "state": str(move.to)}, move.reason)
+                await self.announce({**move.job, "state": str(move.to)}, move.reason, at)
         return written
 
-    def _event(self, doc: Doc, reason: str) -> dict[str, Any]:
+    def _event(self, doc: Doc, reason: str, at: str) -> dict[str, Any]:
         return {
             "job_id": doc["_id"],
             "post_id": doc["post_id"],
@@ -121,11 +123,12 @@ class JobBook:
             "state": doc["state"],
             "reason": reason,
             "node_id": self.node_id,
-            "at": iso(self.store.now()),
+            "at": at,
         }
 
-    async def announce(self, doc: Doc, reason: str) -> None:
-        self.events.emit(self._event(doc, reason))
+    async def announce(self, doc: Doc, reason: str, at: str | None = None) -> None:
+        """`at`: the time of the change, when a batch's changes share one (its write's)."""
+        self.events.emit(self._event(doc, reason, at or iso(self.store.now())))
 
     async def stage_many(self, docs: list[Doc], *, source: str, epoch: int | None = None) -> int:
         """Stage a batch in two round trips instead of three per job: one conditional
@@ -156,9 +159,10 @@ class JobBook:
             return 0
         await self.queue.stage_many(
             (doc["_id"], doc["due_at"], doc.get("priority", Priority.NORMAL)) for doc in ready)
+        at = iso(self.store.now())
         for doc in ready:
             if doc["_id"] in moved:
-                self.events.emit(self._event({**doc, "state": str(JobState.STAGED)}, source))
+                await self.announce({**doc, "state": str(JobState.STAGED)}, source, at)
         JOBS_STAGED.labels(source=source).inc(len(ready))
         return len(ready)
 

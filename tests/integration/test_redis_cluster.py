@@ -181,7 +181,7 @@ async def test_herald_on_a_redis_cluster_keeps_every_key_in_its_slot(
         rt.events.emit({"type": "job.staged", "job_id": "p0"})
         await rt.events.flush()
         async with asyncio.timeout(10):
-            assert await subscription.get() == [b'{"type": "job.staged", "job_id": "p0"}']
+            assert await subscription.get() == [b'{"type":"job.staged","job_id":"p0"}']
 
     found = keys_in_one_slot(redis_cluster, rt.keys)
     assert len(found) >= 5  # lanes, budgets, daily quota, hold, generation
