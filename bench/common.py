@@ -12,6 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.md"
+#: Clock ticks per second, the unit of the CPU times in `/proc/<pid>/stat`.
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -76,6 +78,12 @@ def _stat(path: Path) -> list[str]:
         return []
 
 
+def _cpu_ticks(stat: Path) -> int:
+    """User plus system clock ticks from a process's or thread's `stat`; 0 once it is gone."""
+    fields = _stat(stat)
+    return int(fields[11]) + int(fields[12]) if fields else 0
+
+
 def _descendants(pid: int) -> list[int]:
     """`pid` and every process below it (a launcher script's JVM, a worker's children)."""
     children: dict[int, list[int]] = {}
@@ -93,13 +101,8 @@ def _descendants(pid: int) -> list[int]:
 
 def cpu_seconds(pids: list[int]) -> float:
     """User plus system CPU time the processes and their descendants have used so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in {p for root in pids for p in _descendants(root)}:
-        fields = _stat(Path(f"/proc/{pid}/stat"))
-        if fields:
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+    return sum(_cpu_ticks(Path(f"/proc/{pid}/stat"))
+               for pid in {p for root in pids for p in _descendants(root)}) / TICKS
 
 
 #: The JVM's just-in-time compiler threads (`/proc/<pid>/task/<tid>/comm`, cut to 15 bytes).
@@ -109,7 +112,6 @@ JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
 def jit_seconds(pids: list[int]) -> float:
     """CPU time the JIT compiler threads of the processes (and their descendants) have used
     so far: the development server compiling its paths, which real MongoDB never does."""
-    ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in {p for root in pids for p in _descendants(root)}:
         for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
@@ -117,10 +119,9 @@ def jit_seconds(pids: list[int]) -> float:
                 name = (task / "comm").read_text().strip()
             except OSError:
                 continue
-            fields = _stat(task / "stat")
-            if fields and name.startswith(JIT_THREADS):
-                total += int(fields[11]) + int(fields[12])
-    return total / ticks
+            if name.startswith(JIT_THREADS):
+                total += _cpu_ticks(task / "stat")
+    return total / TICKS
 
 
 def settle(pids: list[int], idle: float = 0.05, bound: float = 60.0) -> float:
