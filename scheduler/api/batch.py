@@ -58,9 +58,11 @@ async def write(rt: Runtime, accepted: Accepted) -> tuple[list[Doc], BaseExcepti
 
 def not_created(index: int, post_id: str, exc: BaseException) -> BatchResult:
     """A post whose writes failed: 503 when MongoDB or Redis was unreachable, else 500."""
-    status: Literal[500, 503] = 503 if isinstance(exc, UNAVAILABLE) else 500
-    code, why = ("unavailable", "MongoDB or Redis is unreachable") if status == 503 \
-        else ("internal_error", "internal error; see the server log")
+    status: Literal[500, 503]
+    if isinstance(exc, UNAVAILABLE):
+        status, code, why = 503, "unavailable", "MongoDB or Redis is unreachable"
+    else:
+        status, code, why = 500, "internal_error", "internal error; see the server log"
     message = (f"not created: {why}; it may be stored in part as post {post_id}: cancel that "
                f"(POST /posts/{post_id}/cancel) before sending it again")
     return BatchResult(index=index, status=status, error=ErrorInfo(code=code, message=message))

@@ -211,15 +211,16 @@ async def create_posts(request: web.Request) -> web.Response:
         accepted.posts.append((index, post, accounts))
         if feed is not None:
             accepted.feeds.append((post, feed))
-    if accepted.posts:
-        jobs, failure = await write(rt, accepted)
-        by_post: dict[str, list[Doc]] = {}
-        for job in sorted(jobs, key=lambda j: (j["scheduled_for"], j["_id"])):
-            by_post.setdefault(job["post_id"], []).append(job)
-        for index, post, _ in accepted.posts:
-            results[index] = not_created(index, post["_id"], failure) if failure else \
-                BatchResult(index=index, status=201,
-                            post=post_view(rt, post, by_post.get(post["_id"], [])))
+    jobs, failure = await write(rt, accepted) if accepted.posts else ([], None)
+    by_post: dict[str, list[Doc]] = {}
+    for job in sorted(jobs, key=lambda j: (j["scheduled_for"], j["_id"])):
+        by_post.setdefault(job["post_id"], []).append(job)
+    for index, post, _ in accepted.posts:
+        if failure is not None:
+            results[index] = not_created(index, post["_id"], failure)
+            continue
+        results[index] = BatchResult(index=index, status=201,
+                                     post=post_view(rt, post, by_post.get(post["_id"], [])))
     return respond(BatchOut(results=[results[i] for i in sorted(results)]), status=207)
 
 
